@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// The one binary: `s3dfs server` (everything, embedded defaults), or one piece at a time.
+import { ConfigError } from '../lib/config.js';
+
+const usage = `usage: s3dfs <command> [options]
+
+commands:
+  server                      manager + gateway + storage nodes in one process (embedded defaults)
+  gateway                     the S3 gateway alone (needs DATABASE_URL and a manager)
+  manager                     the manager alone
+  node --port P --data DIR    one storage node
+  help                        this text
+
+Configuration is read from S3DFS_* environment variables; see the README.`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'server':
+      return (await import('./server.js')).runServer(args);
+    case 'gateway':
+      return (await import('../gateway/main.js')).runGateway(args);
+    case 'manager':
+      return (await import('../manager/main.js')).runManager(args);
+    case 'node':
+      return (await import('../storage-node/main.js')).runNode(args);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(usage);
+      return;
+    default:
+      console.error(`s3dfs: unknown command '${command}'\n\n${usage}`);
+      process.exitCode = 2;
+  }
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  if (err instanceof ConfigError) {
+    console.error(`s3dfs: ${err.message}`);
+    process.exit(2);
+  }
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,11 @@
+import type { Knex } from 'knex';
+import * as m001 from './001_initial.js';
+
+// Migrations are listed explicitly so they load the same from dist/ in every runtime.
+const all: Record<string, Knex.Migration> = { '001_initial': m001 };
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(all).sort(),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => all[name],
+};
