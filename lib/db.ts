@@ -33,7 +33,11 @@ function openPostgres(url: string, poolMax: number): Knex {
 function openPglite(dataDir: string): Knex {
   const dir = path.resolve(dataDir, 'meta');
   mkdirSync(dir, { recursive: true });
-  return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: { filename: dir } } as Knex.Config);
+  return knexFactory({
+    client: ClientPgLite,
+    dialect: 'postgres',
+    connection: { filename: dir },
+  } as Knex.Config);
 }
 
 export function engineName(db: Knex): 'postgres' | 'pglite' {

@@ -13,9 +13,23 @@ for (const engine of engines()) {
     after(async () => t.close());
 
     it('migrates to the latest schema and is idempotent on reopen', async () => {
-      const [, pending] = await t.db.migrate.list({ migrationSource: (await import('../../migrations/index.js')).migrationSource });
+      const [, pending] = await t.db.migrate.list({
+        migrationSource: (await import('../../migrations/index.js')).migrationSource,
+      });
       expect(pending).to.have.length(0);
-      for (const table of ['buckets', 'objects', 'chunks', 'chunk_replicas', 'nodes', 'node_events', 'multipart_uploads', 'upload_parts', 'credentials', 'delete_queue', 'settings']) {
+      for (const table of [
+        'buckets',
+        'objects',
+        'chunks',
+        'chunk_replicas',
+        'nodes',
+        'node_events',
+        'multipart_uploads',
+        'upload_parts',
+        'credentials',
+        'delete_queue',
+        'settings',
+      ]) {
         expect(await t.db.schema.hasTable(table), table).to.equal(true);
       }
     });
@@ -26,7 +40,13 @@ for (const engine of engines()) {
       const rows = await t.db('objects').where({ bucket: 'b' }).orderBy('key').pluck('key');
       const expected = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
       expect(rows).to.deep.equal(expected);
-      const ranged = await t.db('objects').where('bucket', 'b').andWhere('key', '>=', 'a').andWhere('key', '<', 'b').orderBy('key').pluck('key');
+      const ranged = await t
+        .db('objects')
+        .where('bucket', 'b')
+        .andWhere('key', '>=', 'a')
+        .andWhere('key', '<', 'b')
+        .orderBy('key')
+        .pluck('key');
       expect(ranged).to.deep.equal(['a', 'a b', 'a%', 'a+b', 'a/b']);
     });
 
@@ -59,7 +79,15 @@ for (const engine of engines()) {
     });
 
     it('stores jsonb user metadata and bigints', async () => {
-      await t.db('objects').insert({ bucket: 'b', key: 'big', size: 5 * 1024 ** 3, etag: 'e', user_meta: JSON.stringify({ k: 'v' }) });
+      await t
+        .db('objects')
+        .insert({
+          bucket: 'b',
+          key: 'big',
+          size: 5 * 1024 ** 3,
+          etag: 'e',
+          user_meta: JSON.stringify({ k: 'v' }),
+        });
       const row = await t.db('objects').where({ bucket: 'b', key: 'big' }).first();
       expect(Number(row.size)).to.equal(5 * 1024 ** 3);
       expect(row.user_meta).to.deep.equal({ k: 'v' });

@@ -1,0 +1,112 @@
+import Koa from 'koa';
+import { randomId } from '../lib/ids.js';
+import type { Gateway, RequestCtx } from './handlers/context.js';
+import { dispatch } from './handlers/dispatch.js';
+import { errorXml, type S3Error, toS3Error } from './s3/errors.js';
+import { parseRequest, type S3Request } from './s3/router.js';
+import { authenticate } from './s3/sigv4.js';
+
+// The S3 front: one middleware parses the request into an AWS operation, authenticates it,
+// dispatches it, and turns any error into S3's XML with the request id. One log line each.
+
+export interface AppDeps extends Gateway {
+  lookupSecret(accessKey: string): Promise<string | undefined>;
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  // Errors are answered in the middleware; these are late stream errors already logged there.
+  app.silent = true;
+
+  app.use(async (koa) => {
+    const started = process.hrtime.bigint();
+    const requestId = randomId(8).toUpperCase();
+    const log = deps.log.child({ requestId });
+    koa.set('x-amz-request-id', requestId);
+    koa.set('x-amz-id-2', requestId);
+    koa.set('Server', 's3dfs');
+    const rawUrl = koa.req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const rawQuery = q < 0 ? '' : rawUrl.slice(q + 1);
+    let op = 'Unknown';
+    let s3req: S3Request | undefined;
+    try {
+      s3req = parseRequest(
+        { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, host: koa.req.headers.host },
+        { domain: deps.config.domain },
+      );
+      op = s3req.op;
+      const auth = await authenticate(
+        { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, rawHeaders: koa.req.rawHeaders },
+        { lookupSecret: deps.lookupSecret, region: deps.config.region },
+      );
+      const r: RequestCtx = {
+        gw: deps,
+        koa,
+        auth,
+        headers: koa.req.headers,
+        query: s3req.query,
+        requestId,
+        log,
+      };
+      await dispatch(r, s3req);
+    } catch (err) {
+      const s3err = toS3Error(err, notFoundCode(s3req));
+      if (s3err.code === 'InternalError') log.error({ err }, 'internal error');
+      respondError(koa, s3err, rawPath, requestId);
+      // The body was not (fully) read; drain it so a keep-alive connection stays usable, but
+      // give up on large bodies rather than reading gigabytes we will not store.
+      drainOrClose(koa);
+    }
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const line = { op, method: koa.method, status: koa.status, ms: Math.round(ms * 10) / 10 };
+    if (koa.status >= 500) log.error(line, 'request');
+    else log.info(line, 'request');
+  });
+  return app;
+}
+
+function notFoundCode(req: S3Request | undefined) {
+  if (!req || !('key' in req) || req.key === undefined) return 'NoSuchBucket' as const;
+  return 'NoSuchKey' as const;
+}
+
+function respondError(koa: Koa.Context, err: S3Error, resource: string, requestId: string): void {
+  koa.status = err.status;
+  for (const [k, v] of Object.entries(err.headers ?? {})) koa.set(k, v);
+  if (err.code === 'ServiceUnavailable' || err.code === 'SlowDown') koa.set('Retry-After', '1');
+  // HEAD responses and 304 carry no body (clients read the status alone).
+  if (koa.method === 'HEAD' || err.status === 304) {
+    koa.body = null;
+    koa.status = err.status;
+    return;
+  }
+  koa.set('Content-Type', 'application/xml');
+  koa.body = errorXml(err, decodeSafe(resource), requestId);
+}
+
+function decodeSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** Bodies left unread after an error: read up to this much to keep the connection, else close. */
+const drainBytesMax = 1024 * 1024;
+
+function drainOrClose(koa: Koa.Context): void {
+  const req = koa.req;
+  if (req.readableEnded || req.complete) return;
+  const length = Number(req.headers['content-length'] ?? Number.NaN);
+  if (Number.isFinite(length) && length <= drainBytesMax) {
+    req.resume();
+    return;
+  }
+  koa.set('Connection', 'close');
+  req.resume();
+  koa.res.once('finish', () => req.destroy());
+}

@@ -1,0 +1,63 @@
+import { type Env, EnvReader } from '../lib/config.js';
+
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl?: string;
+  /** Root credentials; generated and kept in the data dir when unset. */
+  accessKey?: string;
+  secretKey?: string;
+  /** When set, SigV4 scopes must name this region; otherwise any region is accepted. */
+  region?: string;
+  /** Enables virtual-host style addressing: `<bucket>.<domain>`. */
+  domain?: string;
+  chunkSizeBytes: number;
+  replication: number;
+  writeQuorum: number;
+  managerUrl: string;
+  adminToken?: string;
+  ringRefreshMs: number;
+  nodeTimeoutMs: number;
+}
+
+/** 5 MiB is S3's smallest multipart part; smaller chunks only make sense in tests. */
+const chunkSizeMin = 1024;
+/** Bounds the storage node's body limit and a replica's worst-case buffered bytes. */
+const chunkSizeMax = 1024 ** 3;
+
+export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
+  const r = new EnvReader(env);
+  const replication = r.int('S3DFS_REPLICATION', 3, 1, 7);
+  const config: GatewayConfig = {
+    host: r.str('S3DFS_S3_HOST', '127.0.0.1'),
+    port: r.int('S3DFS_S3_PORT', 9000, 0, 65535),
+    dataDir: r.str('S3DFS_DATA_DIR', './data'),
+    databaseUrl: r.optional('DATABASE_URL'),
+    accessKey: r.optional('S3DFS_ACCESS_KEY'),
+    secretKey: r.optional('S3DFS_SECRET_KEY'),
+    region: r.optional('S3DFS_REGION'),
+    domain: r.optional('S3DFS_DOMAIN'),
+    chunkSizeBytes: r.bytes('S3DFS_CHUNK_SIZE', 64 * 1024 ** 2, chunkSizeMin, chunkSizeMax),
+    replication,
+    writeQuorum: r.int('S3DFS_WRITE_QUORUM', Math.floor(replication / 2) + 1, 1, 7),
+    managerUrl: r.str('S3DFS_MANAGER_URL', 'http://127.0.0.1:9001'),
+    adminToken: r.optional('S3DFS_ADMIN_TOKEN'),
+    ringRefreshMs: r.int('S3DFS_RING_REFRESH_MS', 1000, 50, 60_000),
+    nodeTimeoutMs: r.int('S3DFS_NODE_TIMEOUT_MS', 30_000, 100, 600_000),
+  };
+  r.check(
+    config.writeQuorum <= replication,
+    `S3DFS_WRITE_QUORUM=${config.writeQuorum} exceeds S3DFS_REPLICATION=${replication}`,
+  );
+  r.check(
+    (config.accessKey === undefined) === (config.secretKey === undefined),
+    'S3DFS_ACCESS_KEY and S3DFS_SECRET_KEY must be set together',
+  );
+  if (config.accessKey !== undefined) {
+    r.check(/^[A-Za-z0-9]{3,128}$/.test(config.accessKey), 'S3DFS_ACCESS_KEY: 3-128 letters and digits');
+    r.check((config.secretKey ?? '').length >= 8, 'S3DFS_SECRET_KEY: at least 8 characters');
+  }
+  r.done();
+  return config;
+}

@@ -1,0 +1,105 @@
+import { S3Error } from '../s3/errors.js';
+import { validateBucketName } from '../s3/router.js';
+import {
+  accessControlPolicyXml,
+  listAllMyBucketsXml,
+  locationConstraintXml,
+  parseCreateBucketConfiguration,
+  readBodyBounded,
+  versioningConfigurationXml,
+  xmlBodyBytesMax,
+} from '../s3/xml.js';
+import { ownerOf, type RequestCtx } from './context.js';
+
+// Bucket operations. https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
+
+export function sendXml(r: RequestCtx, xml: string, status = 200): void {
+  r.koa.status = status;
+  r.koa.set('Content-Type', 'application/xml');
+  r.koa.body = xml;
+}
+
+export async function requireBucket(r: RequestCtx, bucket: string) {
+  const row = await r.gw.meta.getBucket(bucket);
+  if (!row) throw new S3Error('NoSuchBucket', undefined, { extra: { BucketName: bucket } });
+  return row;
+}
+
+export async function listBuckets(r: RequestCtx): Promise<void> {
+  const rows = await r.gw.meta.listBuckets();
+  sendXml(
+    r,
+    listAllMyBucketsXml(
+      ownerOf(r),
+      rows.map((b) => ({ name: b.name, creationDate: new Date(b.created_at) })),
+    ),
+  );
+}
+
+export async function createBucket(r: RequestCtx, bucket: string): Promise<void> {
+  validateBucketName(bucket);
+  const body = await readBodyBounded(r.koa.req, xmlBodyBytesMax);
+  const { locationConstraint } = body.length > 0 ? await parseCreateBucketConfiguration(body) : {};
+  const region = locationConstraint || r.gw.config.region || 'us-east-1';
+  if (r.gw.config.region && locationConstraint && locationConstraint !== r.gw.config.region) {
+    throw new S3Error('InvalidLocationConstraint', `This endpoint serves region ${r.gw.config.region}.`);
+  }
+  if (!(await r.gw.meta.createBucket(bucket, r.auth.accessKey, region))) {
+    const existing = await r.gw.meta.getBucket(bucket);
+    throw new S3Error(
+      existing?.owner === r.auth.accessKey ? 'BucketAlreadyOwnedByYou' : 'BucketAlreadyExists',
+      undefined,
+      {
+        extra: { BucketName: bucket },
+      },
+    );
+  }
+  r.koa.status = 200;
+  r.koa.set('Location', `/${bucket}`);
+  r.koa.body = Buffer.alloc(0);
+}
+
+export async function headBucket(r: RequestCtx, bucket: string): Promise<void> {
+  const row = await requireBucket(r, bucket);
+  r.koa.status = 200;
+  r.koa.set('x-amz-bucket-region', row.region);
+}
+
+export async function deleteBucket(r: RequestCtx, bucket: string): Promise<void> {
+  const result = await r.gw.meta.deleteBucket(bucket);
+  if (result === 'missing') throw new S3Error('NoSuchBucket', undefined, { extra: { BucketName: bucket } });
+  if (result === 'not-empty')
+    throw new S3Error('BucketNotEmpty', undefined, { extra: { BucketName: bucket } });
+  r.koa.status = 204;
+  r.koa.body = null;
+}
+
+export async function getBucketLocation(r: RequestCtx, bucket: string): Promise<void> {
+  const row = await requireBucket(r, bucket);
+  sendXml(r, locationConstraintXml(row.region));
+}
+
+/** Sub-resources clients probe (s3cmd info, rclone, SDK helpers): answer as S3 does for a bucket without them. */
+export async function bucketProbe(r: RequestCtx, bucket: string, op: string): Promise<void> {
+  await requireBucket(r, bucket);
+  switch (op) {
+    case 'GetBucketVersioning':
+      return sendXml(r, versioningConfigurationXml());
+    case 'GetBucketAcl':
+      return sendXml(r, accessControlPolicyXml(ownerOf(r)));
+    case 'GetBucketPolicy':
+      throw new S3Error('NoSuchBucketPolicy', undefined, { extra: { BucketName: bucket } });
+    case 'GetBucketCors':
+      throw new S3Error('NoSuchCORSConfiguration', undefined, { extra: { BucketName: bucket } });
+    case 'GetBucketLifecycleConfiguration':
+      throw new S3Error('NoSuchLifecycleConfiguration', undefined, { extra: { BucketName: bucket } });
+    case 'GetBucketEncryption':
+      throw new S3Error('ServerSideEncryptionConfigurationNotFoundError', undefined, {
+        extra: { BucketName: bucket },
+      });
+    case 'GetBucketTagging':
+      throw new S3Error('NoSuchTagSet', undefined, { extra: { BucketName: bucket } });
+    default:
+      throw new S3Error('NotImplemented');
+  }
+}

@@ -1,0 +1,95 @@
+import type { ChecksumAlgorithm } from '../s3/checksums.js';
+import { S3Error } from '../s3/errors.js';
+import type { S3Request } from '../s3/router.js';
+import { type ListEntry, listObjectsV1Xml, listObjectsV2Xml } from '../s3/xml.js';
+import type { ListPage, ObjectRow } from '../storage/meta.js';
+import { requireBucket, sendXml } from './buckets.js';
+import { ownerOf, type RequestCtx } from './context.js';
+
+// ListObjects (v1) and ListObjectsV2. https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html
+
+type ListV1 = Extract<S3Request, { op: 'ListObjects' }>;
+type ListV2 = Extract<S3Request, { op: 'ListObjectsV2' }>;
+
+export async function listObjectsV1(r: RequestCtx, req: ListV1): Promise<void> {
+  await requireBucket(r, req.bucket);
+  const page = await r.gw.meta.list(req.bucket, {
+    prefix: req.prefix,
+    delimiter: req.delimiter || undefined,
+    after: req.marker || undefined,
+    maxKeys: req.maxKeys,
+  });
+  sendXml(
+    r,
+    listObjectsV1Xml({
+      bucket: req.bucket,
+      prefix: req.prefix,
+      delimiter: req.delimiter,
+      maxKeys: req.maxKeys,
+      isTruncated: page.isTruncated,
+      encodingType: req.encodingType,
+      marker: req.marker,
+      nextMarker: page.isTruncated && req.delimiter ? page.lastReturned : undefined,
+      contents: entries(r, page, true),
+      commonPrefixes: page.commonPrefixes,
+    }),
+  );
+}
+
+export async function listObjectsV2(r: RequestCtx, req: ListV2): Promise<void> {
+  await requireBucket(r, req.bucket);
+  const after =
+    req.continuationToken !== undefined ? decodeToken(req.continuationToken) : req.startAfter || undefined;
+  const page = await r.gw.meta.list(req.bucket, {
+    prefix: req.prefix,
+    delimiter: req.delimiter || undefined,
+    after,
+    maxKeys: req.maxKeys,
+  });
+  sendXml(
+    r,
+    listObjectsV2Xml({
+      bucket: req.bucket,
+      prefix: req.prefix,
+      delimiter: req.delimiter,
+      maxKeys: req.maxKeys,
+      isTruncated: page.isTruncated,
+      encodingType: req.encodingType,
+      continuationToken: req.continuationToken,
+      nextContinuationToken:
+        page.isTruncated && page.lastReturned !== undefined ? encodeToken(page.lastReturned) : undefined,
+      startAfter: req.startAfter,
+      fetchOwner: req.fetchOwner,
+      contents: entries(r, page, req.fetchOwner),
+      commonPrefixes: page.commonPrefixes,
+    }),
+  );
+}
+
+function entries(r: RequestCtx, page: ListPage, withOwner: boolean): ListEntry[] {
+  const owner = withOwner ? ownerOf(r) : undefined;
+  return page.contents.map((o: ObjectRow) => ({
+    key: o.key,
+    lastModified: o.lastModified,
+    etag: o.etag,
+    size: o.size,
+    owner,
+    checksumAlgorithm: (o.checksumAlgorithm ?? undefined) as ChecksumAlgorithm | undefined,
+    checksumType: (o.checksumType ?? undefined) as 'COMPOSITE' | 'FULL_OBJECT' | undefined,
+  }));
+}
+
+/** Continuation tokens are opaque to clients: the last key or common prefix returned. */
+function encodeToken(last: string): string {
+  return Buffer.from(`1:${last}`, 'utf8').toString('base64url');
+}
+
+function decodeToken(token: string): string {
+  const raw = Buffer.from(token, 'base64url').toString('utf8');
+  if (!raw.startsWith('1:')) {
+    throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', {
+      extra: { ArgumentName: 'continuation-token', ArgumentValue: token },
+    });
+  }
+  return raw.slice(2);
+}

@@ -1,0 +1,173 @@
+import { S3Error } from '../s3/errors.js';
+import type { ObjectRow } from '../storage/meta.js';
+import { etagMatches } from '../storage/meta.js';
+import { readChunks } from '../storage/reader.js';
+import { header, type RequestCtx } from './context.js';
+
+// GetObject and HeadObject: conditions, ranges, parts, and the headers S3 clients compare.
+// https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
+
+export async function getObject(
+  r: RequestCtx,
+  bucket: string,
+  key: string,
+  withBody: boolean,
+): Promise<void> {
+  const obj = await r.gw.meta.getObject(bucket, key);
+  if (!obj) {
+    if (!(await r.gw.meta.getBucket(bucket))) throw new S3Error('NoSuchBucket');
+    throw new S3Error('NoSuchKey');
+  }
+  checkConditions(r, obj);
+  const { start, end, status, partial } = await selectRange(r, obj);
+  const k = r.koa;
+  setObjectHeaders(r, obj);
+  k.status = status;
+  k.set('Content-Length', String(end - start + 1));
+  if (status === 206) k.set('Content-Range', `bytes ${start}-${end}/${obj.size}`);
+  if (!partial && r.headers['x-amz-checksum-mode']?.toString().toUpperCase() === 'ENABLED')
+    setChecksumHeaders(r, obj);
+  // HEAD: Koa sends the headers alone. An empty body must be an empty buffer, not null (→ 204).
+  if (!withBody) return;
+  if (end < start) {
+    k.body = Buffer.alloc(0);
+    return;
+  }
+  const chunks = await r.gw.meta.chunksOf(obj.id, start, end);
+  k.body = readChunks(chunks, r.gw.cluster, {
+    start,
+    end,
+    log: r.log,
+    onCorrupt: (chunkId, nodeId) => {
+      r.gw.meta.markReplicaCorrupt(chunkId, nodeId).catch(() => {});
+    },
+  });
+}
+
+/** RFC 7232 precedence, as S3 applies it. */
+function checkConditions(r: RequestCtx, obj: ObjectRow): void {
+  const ifMatch = header(r.headers, 'if-match');
+  const ifNoneMatch = header(r.headers, 'if-none-match');
+  const ifModifiedSince = parseHttpDate(header(r.headers, 'if-modified-since'));
+  const ifUnmodifiedSince = parseHttpDate(header(r.headers, 'if-unmodified-since'));
+  const modified = Math.floor(obj.lastModified.getTime() / 1000) * 1000;
+  if (ifMatch !== undefined) {
+    if (!etagMatches(ifMatch, obj.etag)) throw new S3Error('PreconditionFailed');
+  } else if (ifUnmodifiedSince !== undefined && modified > ifUnmodifiedSince) {
+    throw new S3Error('PreconditionFailed');
+  }
+  if (ifNoneMatch !== undefined) {
+    if (etagMatches(ifNoneMatch, obj.etag)) throw notModified(obj);
+  } else if (ifModifiedSince !== undefined && modified <= ifModifiedSince) {
+    throw notModified(obj);
+  }
+}
+
+function notModified(obj: ObjectRow): S3Error {
+  return new S3Error('NotModified', undefined, {
+    headers: { etag: quote(obj.etag), 'last-modified': obj.lastModified.toUTCString() },
+  });
+}
+
+export function parseHttpDate(v: string | undefined): number | undefined {
+  if (!v) return undefined;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+interface Selected {
+  start: number;
+  end: number;
+  status: 200 | 206;
+  partial: boolean;
+}
+
+async function selectRange(r: RequestCtx, obj: ObjectRow): Promise<Selected> {
+  const partParam = r.query.partNumber ?? null;
+  const rangeHeader = header(r.headers, 'range');
+  if (partParam !== null) {
+    const part = Number(partParam);
+    if (!Number.isInteger(part) || part < 1 || part > 10000) {
+      throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive', {
+        extra: { ArgumentName: 'partNumber', ArgumentValue: partParam },
+      });
+    }
+    if (rangeHeader)
+      throw new S3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
+    const count = obj.partsCount ?? 1;
+    r.koa.set('x-amz-mp-parts-count', String(count));
+    if (part > count) throw new S3Error('InvalidPartNumber');
+    if (!obj.partsCount) return { start: 0, end: obj.size - 1, status: 206, partial: false };
+    const range = await r.gw.meta.partRange(obj.id, part);
+    if (!range) return { start: 0, end: -1, status: 206, partial: true };
+    return { ...range, status: 206, partial: true };
+  }
+  const range = rangeHeader ? parseRange(rangeHeader, obj.size) : undefined;
+  if (range === 'unsatisfiable') {
+    throw new S3Error('InvalidRange', undefined, {
+      extra: { RangeRequested: rangeHeader!, ActualObjectSize: String(obj.size) },
+      headers: { 'content-range': `bytes */${obj.size}` },
+    });
+  }
+  if (range) return { ...range, status: 206, partial: true };
+  return { start: 0, end: obj.size - 1, status: 200, partial: false };
+}
+
+/** A single `bytes=` range; anything S3 would ignore (multiple ranges, junk) means the whole object. */
+export function parseRange(
+  v: string,
+  size: number,
+): { start: number; end: number } | 'unsatisfiable' | undefined {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(v.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const n = Number(m[2]);
+    if (n === 0) return 'unsatisfiable';
+    return size === 0 ? 'unsatisfiable' : { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (m[2] !== '' && Number(m[2]) < start) return undefined;
+  if (start >= size) return 'unsatisfiable';
+  return { start, end };
+}
+
+const responseOverrides: [string, string][] = [
+  ['response-content-type', 'Content-Type'],
+  ['response-content-language', 'Content-Language'],
+  ['response-expires', 'Expires'],
+  ['response-cache-control', 'Cache-Control'],
+  ['response-content-disposition', 'Content-Disposition'],
+  ['response-content-encoding', 'Content-Encoding'],
+];
+
+export function setObjectHeaders(r: RequestCtx, obj: ObjectRow): void {
+  const k = r.koa;
+  k.set('ETag', quote(obj.etag));
+  k.set('Last-Modified', obj.lastModified.toUTCString());
+  k.set('Accept-Ranges', 'bytes');
+  // Set directly: Koa's `type` setter would append a charset; S3 returns exactly what was stored.
+  k.set('Content-Type', obj.contentType ?? 'binary/octet-stream');
+  if (obj.contentEncoding) k.set('Content-Encoding', obj.contentEncoding);
+  if (obj.contentDisposition) k.set('Content-Disposition', obj.contentDisposition);
+  if (obj.contentLanguage) k.set('Content-Language', obj.contentLanguage);
+  if (obj.cacheControl) k.set('Cache-Control', obj.cacheControl);
+  if (obj.expires) k.set('Expires', obj.expires);
+  for (const [name, value] of Object.entries(obj.userMeta)) k.set(`x-amz-meta-${name}`, value);
+  if (obj.partsCount && r.query.partNumber === undefined)
+    k.set('x-amz-mp-parts-count', String(obj.partsCount));
+  for (const [param, name] of responseOverrides) {
+    const v = r.query[param];
+    if (v !== undefined) k.set(name, v);
+  }
+}
+
+function setChecksumHeaders(r: RequestCtx, obj: ObjectRow): void {
+  if (!obj.checksumAlgorithm || !obj.checksumValue) return;
+  r.koa.set(`x-amz-checksum-${obj.checksumAlgorithm.toLowerCase()}`, obj.checksumValue);
+  if (obj.checksumType) r.koa.set('x-amz-checksum-type', obj.checksumType);
+}
+
+export function quote(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`;
+}

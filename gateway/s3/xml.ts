@@ -1,0 +1,534 @@
+// S3 XML documents: response builders (string templates, every text node escaped) and bounded
+// request-body parsers that answer MalformedXML on junk.
+// https://docs.aws.amazon.com/AmazonS3/latest/API/API_Operations_Amazon_Simple_Storage_Service.html
+import type { Readable } from 'node:stream';
+import { Parser, processors } from 'xml2js';
+import { type ChecksumAlgorithm, checksumAlgorithms, checksumXmlName, isValidChecksum } from './checksums.js';
+import { S3Error, xmlEscape } from './errors.js';
+
+export const s3Namespace = 'http://s3.amazonaws.com/doc/2006-03-01/';
+const declaration = '<?xml version="1.0" encoding="UTF-8"?>\n';
+
+/** Small configuration bodies (CreateBucketConfiguration and the like). */
+export const xmlBodyBytesMax = 1024 * 1024;
+/** DeleteObjects: 1000 keys of up to 1024 bytes, escaped, plus markup. */
+export const deleteObjectsBodyBytesMax = 2 * 1024 * 1024;
+/** CompleteMultipartUpload: 10000 parts × (~150 bytes with a SHA256 checksum, more when pretty-printed). */
+export const completeMultipartBodyBytesMax = 4 * 1024 * 1024;
+/** S3's own cap on keys in one DeleteObjects request. */
+export const deleteObjectsKeysMax = 1000;
+export const partNumberMax = 10_000;
+
+// ---- small helpers -------------------------------------------------------------------------
+
+function el(name: string, text: string | number | boolean | undefined): string {
+  if (text === undefined) return '';
+  return `<${name}>${xmlEscape(String(text))}</${name}>`;
+}
+
+function doc(root: string, inner: string): string {
+  return `${declaration}<${root} xmlns="${s3Namespace}">${inner}</${root}>`;
+}
+
+/** ETag as S3 shows it: always within double quotes. */
+export function quoteEtag(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`;
+}
+
+export function unquoteEtag(etag: string): string {
+  const t = etag.trim();
+  return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
+}
+
+/** S3 timestamps in XML: ISO 8601 with milliseconds, UTC. */
+export function isoDate(d: Date): string {
+  return d.toISOString();
+}
+
+const unreservedOrSlash = /[A-Za-z0-9\-._~/]/;
+
+/**
+ * encoding-type=url form of listing values (S3-PITFALLS 5): every UTF-8 byte except A-Z a-z 0-9
+ * - . _ ~ and '/' as %XX, so space is %20 and '+' is %2B — read right by plain and form decoders.
+ */
+export function encodeListingValue(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    const c = String.fromCharCode(b);
+    out += b < 0x80 && unreservedOrSlash.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+export interface Owner {
+  id: string;
+  displayName: string;
+}
+
+function ownerXml(tag: string, owner: Owner | undefined): string {
+  return owner ? `<${tag}>${el('ID', owner.id)}${el('DisplayName', owner.displayName)}</${tag}>` : '';
+}
+
+export type ChecksumMap = Partial<Record<ChecksumAlgorithm, string>>;
+
+function checksumsXml(checksums: ChecksumMap | undefined): string {
+  if (!checksums) return '';
+  return checksumAlgorithms.map((a) => el(checksumXmlName[a], checksums[a])).join('');
+}
+
+// ---- buckets -------------------------------------------------------------------------------
+
+export function listAllMyBucketsXml(owner: Owner, buckets: { name: string; creationDate: Date }[]): string {
+  const list = buckets
+    .map((b) => `<Bucket>${el('Name', b.name)}${el('CreationDate', isoDate(b.creationDate))}</Bucket>`)
+    .join('');
+  return doc('ListAllMyBucketsResult', `${ownerXml('Owner', owner)}<Buckets>${list}</Buckets>`);
+}
+
+/** us-east-1 (and no region) is an empty LocationConstraint, as S3 answers. */
+export function locationConstraintXml(region: string | undefined): string {
+  const r = region === undefined || region === 'us-east-1' ? '' : region;
+  return `${declaration}<LocationConstraint xmlns="${s3Namespace}">${xmlEscape(r)}</LocationConstraint>`;
+}
+
+/** GetBucketVersioning for a bucket that never had versioning: an empty configuration. */
+export function versioningConfigurationXml(): string {
+  return doc('VersioningConfiguration', '');
+}
+
+/** GetBucketAcl / GetObjectAcl: the owner holds FULL_CONTROL, nothing else (no ACLs here). */
+export function accessControlPolicyXml(owner: Owner): string {
+  const grantee = `<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">${el('ID', owner.id)}${el('DisplayName', owner.displayName)}</Grantee>`;
+  return doc(
+    'AccessControlPolicy',
+    `${ownerXml('Owner', owner)}<AccessControlList><Grant>${grantee}<Permission>FULL_CONTROL</Permission></Grant></AccessControlList>`,
+  );
+}
+
+/** GetObjectTagging / GetBucketTagging-like answer with no tags. */
+export function emptyTaggingXml(): string {
+  return doc('Tagging', '<TagSet></TagSet>');
+}
+
+// ---- listings ------------------------------------------------------------------------------
+
+export interface ListEntry {
+  key: string;
+  lastModified: Date;
+  etag: string;
+  size: number;
+  storageClass?: string;
+  owner?: Owner;
+  checksumAlgorithm?: ChecksumAlgorithm;
+  checksumType?: 'COMPOSITE' | 'FULL_OBJECT';
+}
+
+interface ListCommon {
+  bucket: string;
+  prefix: string;
+  delimiter?: string;
+  maxKeys: number;
+  isTruncated: boolean;
+  encodingType?: 'url';
+  contents: ListEntry[];
+  commonPrefixes: string[];
+}
+
+export interface ListObjectsV1Result extends ListCommon {
+  marker: string;
+  /** Sent only with a delimiter (S3's rule); clients use the last key otherwise. */
+  nextMarker?: string;
+}
+
+export interface ListObjectsV2Result extends ListCommon {
+  continuationToken?: string;
+  nextContinuationToken?: string;
+  startAfter?: string;
+  /** Owners are shown only when fetch-owner=true. */
+  fetchOwner: boolean;
+}
+
+function encoder(encodingType: 'url' | undefined): (s: string) => string {
+  return encodingType === 'url' ? encodeListingValue : (s) => s;
+}
+
+function contentsXml(entries: ListEntry[], enc: (s: string) => string, withOwner: boolean): string {
+  return entries
+    .map(
+      (e) =>
+        '<Contents>' +
+        el('Key', enc(e.key)) +
+        el('LastModified', isoDate(e.lastModified)) +
+        el('ETag', quoteEtag(e.etag)) +
+        el('Size', e.size) +
+        (withOwner ? ownerXml('Owner', e.owner) : '') +
+        el('StorageClass', e.storageClass ?? 'STANDARD') +
+        el('ChecksumAlgorithm', e.checksumAlgorithm) +
+        el('ChecksumType', e.checksumAlgorithm ? e.checksumType : undefined) +
+        '</Contents>',
+    )
+    .join('');
+}
+
+function commonPrefixesXml(prefixes: string[], enc: (s: string) => string): string {
+  return prefixes.map((p) => `<CommonPrefixes>${el('Prefix', enc(p))}</CommonPrefixes>`).join('');
+}
+
+export function listObjectsV1Xml(r: ListObjectsV1Result): string {
+  const enc = encoder(r.encodingType);
+  return doc(
+    'ListBucketResult',
+    el('Name', r.bucket) +
+      el('Prefix', enc(r.prefix)) +
+      el('Marker', enc(r.marker)) +
+      el('NextMarker', r.nextMarker === undefined ? undefined : enc(r.nextMarker)) +
+      el('MaxKeys', r.maxKeys) +
+      el('Delimiter', r.delimiter === undefined ? undefined : enc(r.delimiter)) +
+      el('IsTruncated', r.isTruncated) +
+      el('EncodingType', r.encodingType) +
+      contentsXml(r.contents, enc, true) +
+      commonPrefixesXml(r.commonPrefixes, enc),
+  );
+}
+
+export function listObjectsV2Xml(r: ListObjectsV2Result): string {
+  const enc = encoder(r.encodingType);
+  return doc(
+    'ListBucketResult',
+    el('Name', r.bucket) +
+      el('Prefix', enc(r.prefix)) +
+      el('Delimiter', r.delimiter === undefined ? undefined : enc(r.delimiter)) +
+      el('MaxKeys', r.maxKeys) +
+      el('KeyCount', r.contents.length + r.commonPrefixes.length) +
+      el('IsTruncated', r.isTruncated) +
+      el('ContinuationToken', r.continuationToken) +
+      el('NextContinuationToken', r.nextContinuationToken) +
+      el('StartAfter', r.startAfter === undefined ? undefined : enc(r.startAfter)) +
+      el('EncodingType', r.encodingType) +
+      contentsXml(r.contents, enc, r.fetchOwner) +
+      commonPrefixesXml(r.commonPrefixes, enc),
+  );
+}
+
+// ---- objects -------------------------------------------------------------------------------
+
+export function copyObjectResultXml(r: {
+  etag: string;
+  lastModified: Date;
+  checksums?: ChecksumMap;
+}): string {
+  return doc(
+    'CopyObjectResult',
+    el('ETag', quoteEtag(r.etag)) + el('LastModified', isoDate(r.lastModified)) + checksumsXml(r.checksums),
+  );
+}
+
+export function copyPartResultXml(r: { etag: string; lastModified: Date; checksums?: ChecksumMap }): string {
+  return doc(
+    'CopyPartResult',
+    el('ETag', quoteEtag(r.etag)) + el('LastModified', isoDate(r.lastModified)) + checksumsXml(r.checksums),
+  );
+}
+
+export interface DeleteOutcome {
+  deleted: { key: string; versionId?: string }[];
+  errors: { key: string; versionId?: string; code: string; message: string }[];
+}
+
+/** In quiet mode only errors are listed. */
+export function deleteResultXml(r: DeleteOutcome, quiet: boolean): string {
+  const deleted = quiet
+    ? ''
+    : r.deleted.map((d) => `<Deleted>${el('Key', d.key)}${el('VersionId', d.versionId)}</Deleted>`).join('');
+  const errors = r.errors
+    .map(
+      (e) =>
+        `<Error>${el('Key', e.key)}${el('VersionId', e.versionId)}${el('Code', e.code)}${el('Message', e.message)}</Error>`,
+    )
+    .join('');
+  return doc('DeleteResult', deleted + errors);
+}
+
+// ---- multipart -----------------------------------------------------------------------------
+
+export function initiateMultipartUploadXml(r: { bucket: string; key: string; uploadId: string }): string {
+  return doc(
+    'InitiateMultipartUploadResult',
+    el('Bucket', r.bucket) + el('Key', r.key) + el('UploadId', r.uploadId),
+  );
+}
+
+export function completeMultipartUploadXml(r: {
+  location: string;
+  bucket: string;
+  key: string;
+  etag: string;
+  checksums?: ChecksumMap;
+  checksumType?: 'COMPOSITE' | 'FULL_OBJECT';
+}): string {
+  return doc(
+    'CompleteMultipartUploadResult',
+    el('Location', r.location) +
+      el('Bucket', r.bucket) +
+      el('Key', r.key) +
+      el('ETag', quoteEtag(r.etag)) +
+      checksumsXml(r.checksums) +
+      el('ChecksumType', r.checksumType),
+  );
+}
+
+export interface PartEntry {
+  partNumber: number;
+  lastModified: Date;
+  etag: string;
+  size: number;
+  checksums?: ChecksumMap;
+}
+
+export function listPartsXml(r: {
+  bucket: string;
+  key: string;
+  uploadId: string;
+  partNumberMarker: number;
+  nextPartNumberMarker?: number;
+  maxParts: number;
+  isTruncated: boolean;
+  parts: PartEntry[];
+  owner?: Owner;
+  storageClass?: string;
+  checksumAlgorithm?: ChecksumAlgorithm;
+  checksumType?: 'COMPOSITE' | 'FULL_OBJECT';
+}): string {
+  const parts = r.parts
+    .map(
+      (p) =>
+        '<Part>' +
+        el('PartNumber', p.partNumber) +
+        el('LastModified', isoDate(p.lastModified)) +
+        el('ETag', quoteEtag(p.etag)) +
+        el('Size', p.size) +
+        checksumsXml(p.checksums) +
+        '</Part>',
+    )
+    .join('');
+  return doc(
+    'ListPartsResult',
+    el('Bucket', r.bucket) +
+      el('Key', r.key) +
+      el('UploadId', r.uploadId) +
+      el('PartNumberMarker', r.partNumberMarker) +
+      el('NextPartNumberMarker', r.nextPartNumberMarker) +
+      el('MaxParts', r.maxParts) +
+      el('IsTruncated', r.isTruncated) +
+      ownerXml('Initiator', r.owner) +
+      ownerXml('Owner', r.owner) +
+      el('StorageClass', r.storageClass ?? 'STANDARD') +
+      el('ChecksumAlgorithm', r.checksumAlgorithm) +
+      el('ChecksumType', r.checksumType) +
+      parts,
+  );
+}
+
+export interface UploadEntry {
+  key: string;
+  uploadId: string;
+  initiated: Date;
+  owner?: Owner;
+  storageClass?: string;
+  checksumAlgorithm?: ChecksumAlgorithm;
+}
+
+export function listMultipartUploadsXml(r: {
+  bucket: string;
+  keyMarker: string;
+  uploadIdMarker: string;
+  nextKeyMarker?: string;
+  nextUploadIdMarker?: string;
+  prefix: string;
+  delimiter?: string;
+  maxUploads: number;
+  isTruncated: boolean;
+  encodingType?: 'url';
+  uploads: UploadEntry[];
+  commonPrefixes: string[];
+}): string {
+  const enc = encoder(r.encodingType);
+  const uploads = r.uploads
+    .map(
+      (u) =>
+        '<Upload>' +
+        el('Key', enc(u.key)) +
+        el('UploadId', u.uploadId) +
+        ownerXml('Initiator', u.owner) +
+        ownerXml('Owner', u.owner) +
+        el('StorageClass', u.storageClass ?? 'STANDARD') +
+        el('Initiated', isoDate(u.initiated)) +
+        el('ChecksumAlgorithm', u.checksumAlgorithm) +
+        '</Upload>',
+    )
+    .join('');
+  return doc(
+    'ListMultipartUploadsResult',
+    el('Bucket', r.bucket) +
+      el('KeyMarker', enc(r.keyMarker)) +
+      el('UploadIdMarker', r.uploadIdMarker) +
+      el('NextKeyMarker', r.nextKeyMarker === undefined ? undefined : enc(r.nextKeyMarker)) +
+      el('NextUploadIdMarker', r.nextUploadIdMarker) +
+      el('Prefix', enc(r.prefix)) +
+      el('Delimiter', r.delimiter === undefined ? undefined : enc(r.delimiter)) +
+      el('MaxUploads', r.maxUploads) +
+      el('IsTruncated', r.isTruncated) +
+      el('EncodingType', r.encodingType) +
+      uploads +
+      commonPrefixesXml(r.commonPrefixes, enc),
+  );
+}
+
+// ---- request bodies ------------------------------------------------------------------------
+
+/** Reads a whole (small) request body, failing once it passes `maxBytes` without reading on. */
+export async function readBodyBounded(body: Readable, maxBytes: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+    total += b.length;
+    if (total > maxBytes) {
+      body.destroy();
+      throw new S3Error('MaxMessageLengthExceeded', `Your request was too big (limit ${maxBytes} bytes).`);
+    }
+    parts.push(b);
+  }
+  return Buffer.concat(parts, total);
+}
+
+type XmlNode = string | { _?: string; $?: Record<string, string>; [child: string]: unknown };
+
+const malformed = () => new S3Error('MalformedXML');
+
+async function parseXml(buf: Buffer, maxBytes: number, root: string): Promise<Record<string, unknown>> {
+  if (buf.length > maxBytes)
+    throw new S3Error('MaxMessageLengthExceeded', `Your request was too big (limit ${maxBytes} bytes).`);
+  let parsed: unknown;
+  try {
+    const parser = new Parser({
+      explicitArray: true,
+      explicitRoot: true,
+      tagNameProcessors: [processors.stripPrefix],
+      async: false,
+      strict: true,
+    });
+    parsed = await parser.parseStringPromise(buf.toString('utf8'));
+  } catch {
+    throw malformed();
+  }
+  if (parsed === null || typeof parsed !== 'object') throw malformed();
+  const top = (parsed as Record<string, unknown>)[root];
+  if (top === undefined) throw malformed();
+  // An empty root element parses to '' rather than an object.
+  if (typeof top === 'string') return {};
+  if (typeof top !== 'object' || top === null) throw malformed();
+  return top as Record<string, unknown>;
+}
+
+function children(node: Record<string, unknown>, name: string): XmlNode[] {
+  const v = node[name];
+  return Array.isArray(v) ? (v as XmlNode[]) : [];
+}
+
+function text(node: XmlNode | undefined): string | undefined {
+  if (node === undefined) return undefined;
+  if (typeof node === 'string') return node;
+  if (typeof node === 'object' && node !== null) {
+    const keys = Object.keys(node).filter((k) => k !== '$' && k !== '_');
+    if (keys.length > 0) return undefined; // element children where text was expected
+    return typeof node._ === 'string' ? node._ : '';
+  }
+  return undefined;
+}
+
+function onlyText(node: Record<string, unknown>, name: string): string | undefined {
+  const list = children(node, name);
+  if (list.length > 1) throw malformed();
+  if (list.length === 0) return undefined;
+  const t = text(list[0]);
+  if (t === undefined) throw malformed();
+  return t;
+}
+
+function asObject(node: XmlNode): Record<string, unknown> {
+  if (typeof node === 'string') {
+    if (node.trim() !== '') throw malformed();
+    return {};
+  }
+  return node as Record<string, unknown>;
+}
+
+export interface DeleteObjectsRequest {
+  quiet: boolean;
+  objects: { key: string; versionId?: string }[];
+}
+
+export async function parseDeleteObjects(buf: Buffer): Promise<DeleteObjectsRequest> {
+  const root = await parseXml(buf, deleteObjectsBodyBytesMax, 'Delete');
+  const quietRaw = onlyText(root, 'Quiet');
+  if (quietRaw !== undefined && !/^(true|false)$/i.test(quietRaw.trim())) throw malformed();
+  const objects = children(root, 'Object').map((o) => {
+    const obj = asObject(o);
+    const key = onlyText(obj, 'Key');
+    if (key === undefined) throw malformed();
+    const versionId = onlyText(obj, 'VersionId');
+    return versionId === undefined ? { key } : { key, versionId };
+  });
+  if (objects.length === 0 || objects.length > deleteObjectsKeysMax) throw malformed();
+  return { quiet: quietRaw?.trim().toLowerCase() === 'true', objects };
+}
+
+export interface CompletePart {
+  partNumber: number;
+  /** Without surrounding quotes. */
+  etag: string;
+  checksums: ChecksumMap;
+}
+
+/** Parts of a CompleteMultipartUpload, checked to be strictly ascending (InvalidPartOrder). */
+export async function parseCompleteMultipartUpload(buf: Buffer): Promise<CompletePart[]> {
+  const root = await parseXml(buf, completeMultipartBodyBytesMax, 'CompleteMultipartUpload');
+  const parts = children(root, 'Part').map((p): CompletePart => {
+    const part = asObject(p);
+    const num = onlyText(part, 'PartNumber');
+    const etag = onlyText(part, 'ETag');
+    if (num === undefined || etag === undefined || !/^\d{1,5}$/.test(num.trim())) throw malformed();
+    const partNumber = Number(num.trim());
+    if (partNumber < 1 || partNumber > partNumberMax)
+      throw new S3Error(
+        'InvalidArgument',
+        `Part number must be an integer between 1 and ${partNumberMax}, inclusive`,
+        {
+          extra: { ArgumentName: 'partNumber', ArgumentValue: num.trim() },
+        },
+      );
+    const checksums: ChecksumMap = {};
+    for (const a of checksumAlgorithms) {
+      const v = onlyText(part, checksumXmlName[a]);
+      if (v === undefined) continue;
+      if (!isValidChecksum(a, v.trim()))
+        throw new S3Error('InvalidRequest', `Value for ${checksumXmlName[a]} is invalid.`);
+      checksums[a] = v.trim();
+    }
+    return { partNumber, etag: unquoteEtag(etag), checksums };
+  });
+  if (parts.length === 0) throw malformed();
+  if (parts.length > partNumberMax) throw malformed();
+  for (let i = 1; i < parts.length; i++)
+    if (parts[i].partNumber <= parts[i - 1].partNumber) throw new S3Error('InvalidPartOrder');
+  return parts;
+}
+
+/** CreateBucket's optional body; an empty body means the default region. */
+export async function parseCreateBucketConfiguration(buf: Buffer): Promise<{ locationConstraint?: string }> {
+  if (buf.toString('utf8').trim() === '') return {};
+  const root = await parseXml(buf, xmlBodyBytesMax, 'CreateBucketConfiguration');
+  const lc = onlyText(root, 'LocationConstraint');
+  return lc === undefined || lc.trim() === '' ? {} : { locationConstraint: lc.trim() };
+}

@@ -1,0 +1,109 @@
+import http from 'node:http';
+import { NodeClient } from '../../lib/node-client.js';
+import { Ring, type RingNode, type RingSnapshot } from '../../lib/ring.js';
+
+// The gateway's cached picture of the cluster: the manager's ring snapshot plus one keep-alive
+// client per storage node. Refreshed when the manager publishes a new ring version.
+
+/** Where the ring comes from: the manager's HTTP API, or the manager object in the same process. */
+export type RingSource = () => Promise<RingSnapshot>;
+
+export interface Replica {
+  node: RingNode;
+  client: NodeClient;
+}
+
+/** Sockets per storage node: enough for several concurrent 64 MiB streams plus small objects. */
+const socketsPerNode = 64;
+
+export class ClusterView {
+  private ring: Ring | undefined;
+  private snap: RingSnapshot | undefined;
+  private clients = new Map<string, { addr: string; client: NodeClient }>();
+  private readonly agent = new http.Agent({
+    keepAlive: true,
+    maxSockets: socketsPerNode,
+    maxFreeSockets: 16,
+  });
+  private refreshing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly source: RingSource,
+    private readonly secret: string,
+    private readonly refreshMs: number,
+    private readonly nodeTimeoutMs: number,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh().catch(() => {}), this.refreshMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.agent.destroy();
+  }
+
+  /** Fetches the ring; a failed fetch keeps the last good one (the manager is not on the data path). */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.source()
+      .then((snap) => {
+        if (!this.ring || snap.version !== this.ring.version || changedStatus(this.snap!, snap)) {
+          this.ring = new Ring(snap);
+          this.snap = snap;
+        }
+      })
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    return this.refreshing;
+  }
+
+  get snapshot(): RingSnapshot {
+    if (!this.snap) throw new Error('cluster view not started');
+    return this.snap;
+  }
+
+  /** The nodes a new chunk goes to, in ring order. */
+  place(chunkId: string, count: number): Replica[] {
+    if (!this.ring) throw new Error('cluster view not started');
+    return this.ring.place(chunkId, count).map((node) => ({ node, client: this.clientFor(node) }));
+  }
+
+  /** Replicas of a stored chunk, healthiest first, then in ring order. */
+  readOrder(chunkId: string, nodeIds: string[]): Replica[] {
+    if (!this.ring) throw new Error('cluster view not started');
+    const ring = this.ring;
+    const preferred = new Map(ring.place(chunkId, this.snap!.nodes.length).map((n, i) => [n.id, i]));
+    const rank = (n: RingNode) =>
+      n.status === 'up' || n.status === 'draining' ? 0 : n.status === 'suspect' ? 1 : 2;
+    return nodeIds
+      .map((id) => ring.node(id))
+      .filter((n): n is RingNode => n !== undefined)
+      .sort((a, b) => rank(a) - rank(b) || (preferred.get(a.id) ?? 1e9) - (preferred.get(b.id) ?? 1e9))
+      .map((node) => ({ node, client: this.clientFor(node) }));
+  }
+
+  private clientFor(node: RingNode): NodeClient {
+    const addr = `${node.host}:${node.port}`;
+    const known = this.clients.get(node.id);
+    if (known && known.addr === addr) return known.client;
+    const client = new NodeClient({
+      baseUrl: `http://${addr}`,
+      secret: this.secret,
+      agent: this.agent,
+      timeoutMs: this.nodeTimeoutMs,
+    });
+    this.clients.set(node.id, { addr, client });
+    return client;
+  }
+}
+
+/** Status changes that don't move the ring (up → suspect) still change read order. */
+function changedStatus(a: RingSnapshot, b: RingSnapshot): boolean {
+  if (a.nodes.length !== b.nodes.length) return true;
+  const before = new Map(a.nodes.map((n) => [n.id, `${n.status}@${n.host}:${n.port}`]));
+  return b.nodes.some((n) => before.get(n.id) !== `${n.status}@${n.host}:${n.port}`);
+}

@@ -1,0 +1,428 @@
+import type { Knex } from 'knex';
+import { Conflict, NotFound } from '../../lib/errors.js';
+
+// The gateway's view of the metadata database: buckets, current object versions, their chunks
+// and replicas. Every visibility change (PUT, overwrite, DELETE, Complete) is one transaction.
+
+export interface BucketRow {
+  name: string;
+  owner: string;
+  region: string;
+  created_at: Date;
+}
+
+export interface ObjectMeta {
+  size: number;
+  etag: string;
+  contentType?: string | null;
+  contentEncoding?: string | null;
+  contentDisposition?: string | null;
+  contentLanguage?: string | null;
+  cacheControl?: string | null;
+  expires?: string | null;
+  userMeta: Record<string, string>;
+  checksumAlgorithm?: string | null;
+  checksumValue?: string | null;
+  checksumType?: string | null;
+  partsCount?: number | null;
+  uploadId?: string | null;
+}
+
+export interface ObjectRow extends ObjectMeta {
+  id: number;
+  bucket: string;
+  key: string;
+  lastModified: Date;
+}
+
+/** A chunk written to nodes and ready to be recorded. `offset` is within its object or part. */
+export interface ChunkRecord {
+  id: string;
+  seq: number;
+  offset: number;
+  size: number;
+  sha256: string;
+  partNumber?: number | null;
+  nodeIds: string[];
+}
+
+export interface StoredChunk extends ChunkRecord {}
+
+export interface WriteConditions {
+  /** `If-None-Match: *`: only create, never overwrite. */
+  ifNoneMatch?: boolean;
+  /** `If-Match: "etag"`: only overwrite this exact version. */
+  ifMatch?: string;
+}
+
+export class PreconditionFailed extends Conflict {}
+
+/** Every key of a bucket sorts before this suffix appended to its prefix (keys ≤ 1024 bytes). */
+const maxTail = '\u{10FFFF}'.repeat(257);
+
+/** Rows fetched per listing query; the loop re-seeks past each common prefix. */
+const listBatchRows = 1000;
+
+const objectColumns = [
+  'id',
+  'bucket',
+  'key',
+  'size',
+  'etag',
+  'content_type',
+  'content_encoding',
+  'content_disposition',
+  'content_language',
+  'cache_control',
+  'expires',
+  'user_meta',
+  'checksum_algorithm',
+  'checksum_value',
+  'checksum_type',
+  'parts_count',
+  'upload_id',
+  'last_modified',
+];
+
+export function toObjectRow(r: Record<string, unknown>): ObjectRow {
+  return {
+    id: Number(r.id),
+    bucket: r.bucket as string,
+    key: r.key as string,
+    size: Number(r.size),
+    etag: r.etag as string,
+    contentType: r.content_type as string | null,
+    contentEncoding: r.content_encoding as string | null,
+    contentDisposition: r.content_disposition as string | null,
+    contentLanguage: r.content_language as string | null,
+    cacheControl: r.cache_control as string | null,
+    expires: r.expires as string | null,
+    userMeta: (r.user_meta ?? {}) as Record<string, string>,
+    checksumAlgorithm: r.checksum_algorithm as string | null,
+    checksumValue: r.checksum_value as string | null,
+    checksumType: r.checksum_type as string | null,
+    partsCount: r.parts_count === null || r.parts_count === undefined ? null : Number(r.parts_count),
+    uploadId: r.upload_id as string | null,
+    lastModified: new Date(r.last_modified as string),
+  };
+}
+
+export function objectColumnsOf(m: ObjectMeta) {
+  return {
+    size: m.size,
+    etag: m.etag,
+    content_type: m.contentType ?? null,
+    content_encoding: m.contentEncoding ?? null,
+    content_disposition: m.contentDisposition ?? null,
+    content_language: m.contentLanguage ?? null,
+    cache_control: m.cacheControl ?? null,
+    expires: m.expires ?? null,
+    user_meta: JSON.stringify(m.userMeta ?? {}),
+    checksum_algorithm: m.checksumAlgorithm ?? null,
+    checksum_value: m.checksumValue ?? null,
+    checksum_type: m.checksumType ?? null,
+    parts_count: m.partsCount ?? null,
+    upload_id: m.uploadId ?? null,
+  };
+}
+
+export interface ListQuery {
+  prefix: string;
+  delimiter?: string;
+  /** Exclusive lower bound: a marker, start-after or decoded continuation token. */
+  after?: string;
+  maxKeys: number;
+}
+
+export interface ListPage {
+  contents: ObjectRow[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  /** The last key or common prefix returned: the next page starts after it. */
+  lastReturned?: string;
+}
+
+export class MetaStore {
+  constructor(readonly db: Knex) {}
+
+  // ---- buckets ----
+
+  async listBuckets(): Promise<BucketRow[]> {
+    return this.db('buckets').orderBy('name');
+  }
+
+  async getBucket(name: string): Promise<BucketRow | undefined> {
+    return this.db('buckets').where({ name }).first();
+  }
+
+  /** Returns false when the bucket already exists (the caller decides owned-by-you or not). */
+  async createBucket(name: string, owner: string, region: string): Promise<boolean> {
+    const inserted = await this.db('buckets')
+      .insert({ name, owner, region })
+      .onConflict('name')
+      .ignore()
+      .returning('name');
+    return inserted.length > 0;
+  }
+
+  /** Deletes an empty bucket; its abandoned multipart uploads go with it. */
+  async deleteBucket(name: string): Promise<'deleted' | 'missing' | 'not-empty'> {
+    return this.db.transaction(async (trx) => {
+      const bucket = await trx('buckets').where({ name }).forUpdate().first();
+      if (!bucket) return 'missing';
+      const anyObject = await trx('objects').where({ bucket: name }).first('id');
+      if (anyObject) return 'not-empty';
+      const uploads = trx('multipart_uploads').where({ bucket: name }).select('id');
+      await enqueueChunks(
+        trx,
+        trx('chunks').whereIn('part_id', trx('upload_parts').whereIn('upload_id', uploads).select('id')),
+        'bucket deleted',
+      );
+      await trx('multipart_uploads').where({ bucket: name }).delete();
+      await trx('buckets').where({ name }).delete();
+      return 'deleted';
+    });
+  }
+
+  // ---- objects ----
+
+  async getObject(bucket: string, key: string): Promise<ObjectRow | undefined> {
+    const row = await this.db('objects').where({ bucket, key }).first(objectColumns);
+    return row ? toObjectRow(row) : undefined;
+  }
+
+  /**
+   * Makes a fully replicated object visible, replacing the current version atomically.
+   * The replaced version's chunks go to the delete queue in the same transaction.
+   */
+  async commitObject(
+    bucket: string,
+    key: string,
+    meta: ObjectMeta,
+    chunks: ChunkRecord[],
+    cond: WriteConditions = {},
+  ): Promise<ObjectRow> {
+    // Two creators racing on a missing key both see no row; the unique index lets exactly one
+    // insert, and the loser retries (plain PUT: it now overwrites) or fails (If-None-Match).
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.db.transaction((trx) => this.commitIn(trx, bucket, key, meta, chunks, cond));
+      } catch (err) {
+        if (!isUniqueViolation(err) || attempt >= 3) throw err;
+        if (cond.ifNoneMatch) throw new PreconditionFailed('object exists');
+      }
+    }
+  }
+
+  async commitIn(
+    trx: Knex.Transaction,
+    bucket: string,
+    key: string,
+    meta: ObjectMeta,
+    chunks: ChunkRecord[],
+    cond: WriteConditions,
+  ): Promise<ObjectRow> {
+    const bucketRow = await trx('buckets').where({ name: bucket }).forShare().first('name');
+    if (!bucketRow) throw new NotFound('NoSuchBucket');
+    const old = await trx('objects').where({ bucket, key }).forUpdate().first('id', 'etag');
+    if (cond.ifNoneMatch && old) throw new PreconditionFailed('object exists');
+    if (cond.ifMatch !== undefined) {
+      if (!old) throw new NotFound('NoSuchKey');
+      if (!etagMatches(cond.ifMatch, old.etag)) throw new PreconditionFailed('etag differs');
+    }
+    if (old) await this.removeObjectIn(trx, Number(old.id), 'overwritten');
+    const [row] = await trx('objects')
+      .insert({ bucket, key, ...objectColumnsOf(meta), last_modified: trx.fn.now() })
+      .returning(objectColumns);
+    const object = toObjectRow(row);
+    await insertChunks(trx, chunks, { object_id: object.id });
+    return object;
+  }
+
+  /** Deletes the current version; returns false when there was none. */
+  async deleteObject(bucket: string, key: string): Promise<boolean> {
+    return this.db.transaction(async (trx) => {
+      const old = await trx('objects').where({ bucket, key }).forUpdate().first('id');
+      if (!old) return false;
+      await this.removeObjectIn(trx, Number(old.id), 'deleted');
+      return true;
+    });
+  }
+
+  async removeObjectIn(trx: Knex.Transaction, objectId: number, reason: string): Promise<void> {
+    await enqueueChunks(trx, trx('chunks').where({ object_id: objectId }), reason);
+    await trx('objects').where({ id: objectId }).delete();
+  }
+
+  /** Chunks of an object overlapping [start, end] (inclusive), in order, with their replicas. */
+  async chunksOf(objectId: number, start = 0, end = Number.MAX_SAFE_INTEGER): Promise<StoredChunk[]> {
+    const rows = await this.db('chunks as c')
+      .leftJoin('chunk_replicas as r', function () {
+        this.on('r.chunk_id', 'c.id').andOnVal('r.state', 'ok');
+      })
+      .where('c.object_id', objectId)
+      .andWhere('c.offset', '<=', end)
+      .andWhereRaw('c.offset + c.size > ?', [start])
+      .groupBy('c.id', 'c.seq', 'c.offset', 'c.size', 'c.sha256', 'c.part_number')
+      .orderBy('c.seq')
+      .select(
+        'c.id',
+        'c.seq',
+        'c.offset',
+        'c.size',
+        'c.sha256',
+        'c.part_number',
+        this.db.raw('coalesce(array_agg(r.node_id) filter (where r.node_id is not null), ?) as node_ids', [
+          this.db.raw("'{}'::text[]"),
+        ]),
+      );
+    return rows.map((r: Record<string, unknown>) => ({
+      id: r.id as string,
+      seq: Number(r.seq),
+      offset: Number(r.offset),
+      size: Number(r.size),
+      sha256: r.sha256 as string,
+      partNumber: r.part_number === null ? null : Number(r.part_number),
+      nodeIds: r.node_ids as string[],
+    }));
+  }
+
+  /** Byte range [start, end] of part `partNumber` of an object, or undefined if it has no such part. */
+  async partRange(objectId: number, partNumber: number): Promise<{ start: number; end: number } | undefined> {
+    const r = await this.db('chunks')
+      .where({ object_id: objectId, part_number: partNumber })
+      .first(
+        this.db.raw('min("offset") as lo'),
+        this.db.raw('max("offset" + size) as hi'),
+        this.db.raw('count(*) as n'),
+      );
+    if (!r || Number(r.n) === 0) return undefined;
+    return { start: Number(r.lo), end: Number(r.hi) - 1 };
+  }
+
+  /** Records that a replica failed its checksum so repair can replace it. */
+  async markReplicaCorrupt(chunkId: string, nodeId: string): Promise<void> {
+    await this.db('chunk_replicas')
+      .where({ chunk_id: chunkId, node_id: nodeId })
+      .update({ state: 'corrupt' });
+  }
+
+  // ---- listing ----
+
+  /**
+   * One page of keys in byte order. With a delimiter, each common prefix costs one index seek
+   * past all keys under it, so a page costs O(page), not O(keys under the prefixes).
+   */
+  async list(bucket: string, q: ListQuery): Promise<ListPage> {
+    const page: ListPage = { contents: [], commonPrefixes: [], isTruncated: false };
+    if (q.maxKeys <= 0) return page;
+    const upper = q.prefix + maxTail;
+    let cursor = startCursor(q);
+    let inclusive = cursor === q.prefix && q.after === undefined;
+    for (;;) {
+      const want = q.maxKeys - page.contents.length - page.commonPrefixes.length;
+      const rows = await this.db('objects')
+        .where({ bucket })
+        .andWhere('key', inclusive ? '>=' : '>', cursor)
+        .andWhere('key', '<=', upper)
+        .orderBy('key')
+        .limit(Math.min(want + 1, listBatchRows))
+        .select(objectColumns);
+      inclusive = false;
+      if (rows.length === 0) return page;
+      let reseek: string | undefined;
+      for (const raw of rows) {
+        const key = raw.key as string;
+        const cp = commonPrefixOf(key, q.prefix, q.delimiter);
+        if (page.contents.length + page.commonPrefixes.length >= q.maxKeys) {
+          page.isTruncated = true;
+          return page;
+        }
+        if (cp !== undefined) {
+          page.commonPrefixes.push(cp);
+          page.lastReturned = cp;
+          reseek = cp + maxTail;
+          break;
+        }
+        page.contents.push(toObjectRow(raw));
+        page.lastReturned = key;
+        cursor = key;
+      }
+      if (reseek !== undefined) {
+        cursor = reseek;
+        continue;
+      }
+      if (rows.length < Math.min(want + 1, listBatchRows)) return page;
+    }
+  }
+}
+
+/** Where a listing starts: after the marker, skipping a whole common prefix if the marker is one. */
+function startCursor(q: ListQuery): string {
+  if (q.after === undefined || q.after < q.prefix) return q.prefix;
+  const cp = commonPrefixOf(q.after, q.prefix, q.delimiter);
+  // Every key under a common prefix that sorts before the marker was rolled up into it already.
+  return cp !== undefined ? cp + maxTail : q.after;
+}
+
+export function commonPrefixOf(key: string, prefix: string, delimiter?: string): string | undefined {
+  if (!delimiter || !key.startsWith(prefix)) return undefined;
+  const i = key.indexOf(delimiter, prefix.length);
+  return i < 0 ? undefined : key.slice(0, i + delimiter.length);
+}
+
+/** Compares an If-Match / If-None-Match value (quoted or not, `*`, or a list) with an ETag. */
+export function etagMatches(header: string, etag: string): boolean {
+  const bare = etag.replace(/^"|"$/g, '');
+  return header.split(',').some((v) => {
+    const t = v.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
+    return t === '*' || t === bare;
+  });
+}
+
+export async function insertChunks(
+  trx: Knex.Transaction,
+  chunks: ChunkRecord[],
+  owner: { object_id?: number; part_id?: number },
+): Promise<void> {
+  if (chunks.length === 0) return;
+  // Batches keep each statement under Postgres' 65535 bind-parameter limit.
+  for (let i = 0; i < chunks.length; i += 500) {
+    const batch = chunks.slice(i, i + 500);
+    await trx('chunks').insert(
+      batch.map((c) => ({
+        id: c.id,
+        ...owner,
+        part_number: c.partNumber ?? null,
+        seq: c.seq,
+        offset: c.offset,
+        size: c.size,
+        sha256: c.sha256,
+      })),
+    );
+    const replicas = batch.flatMap((c) => c.nodeIds.map((node_id) => ({ chunk_id: c.id, node_id })));
+    if (replicas.length > 0) await trx('chunk_replicas').insert(replicas);
+  }
+}
+
+/** Detaches chunks from their owner and queues their bytes for deletion. */
+export async function enqueueChunks(
+  trx: Knex.Transaction,
+  chunkQuery: Knex.QueryBuilder,
+  reason: string,
+): Promise<void> {
+  const ids: string[] = await chunkQuery.clone().pluck('id');
+  for (let i = 0; i < ids.length; i += 1000) {
+    const batch = ids.slice(i, i + 1000);
+    await trx('delete_queue')
+      .insert(batch.map((chunk_id) => ({ chunk_id, reason })))
+      .onConflict('chunk_id')
+      .ignore();
+    await trx('chunks').whereIn('id', batch).update({ object_id: null, part_id: null });
+  }
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === '23505' || /duplicate key|unique constraint/i.test(e?.message ?? '');
+}

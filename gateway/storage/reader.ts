@@ -1,0 +1,117 @@
+import { Readable } from 'node:stream';
+import { Corrupt, Unavailable } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import type { ClusterView, Replica } from './cluster.js';
+import type { StoredChunk } from './meta.js';
+
+// The read path: only the chunks a range needs, each from the first healthy replica, failing
+// over to the next replica on error. The next chunk's request is opened while the current one
+// streams, so the pipe never waits on a round trip between chunks.
+
+export interface ReadOptions {
+  /** Inclusive byte range within the object. */
+  start: number;
+  end: number;
+  log?: Logger;
+  /** Called when a node served bytes that failed their checksum, so repair can replace them. */
+  onCorrupt?: (chunkId: string, nodeId: string) => void;
+}
+
+interface Piece {
+  chunk: StoredChunk;
+  /** Inclusive range within the chunk. */
+  from: number;
+  to: number;
+}
+
+interface Opened {
+  stream: Readable;
+  replica: Replica;
+  rest: Replica[];
+}
+
+export function readChunks(chunks: StoredChunk[], cluster: ClusterView, opts: ReadOptions): Readable {
+  const pieces: Piece[] = chunks.map((chunk) => ({
+    chunk,
+    from: Math.max(0, opts.start - chunk.offset),
+    to: Math.min(chunk.size - 1, opts.end - chunk.offset),
+  }));
+  return Readable.from(streamPieces(pieces, cluster, opts), { objectMode: false, highWaterMark: 1 });
+}
+
+async function* streamPieces(
+  pieces: Piece[],
+  cluster: ClusterView,
+  opts: ReadOptions,
+): AsyncGenerator<Buffer> {
+  let next: Promise<Opened> | undefined =
+    pieces.length > 0
+      ? open(pieces[0], cluster.readOrder(pieces[0].chunk.id, pieces[0].chunk.nodeIds), opts)
+      : undefined;
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i];
+    const opened = next!;
+    next = undefined;
+    let sent = 0;
+    let current: Opened | undefined = await opened;
+    while (current) {
+      const reading: Opened = current;
+      try {
+        for await (const buf of reading.stream) {
+          sent += buf.length;
+          // Prefetch: once the current chunk flows, open the next one.
+          if (!next && i + 1 < pieces.length) {
+            const p = pieces[i + 1];
+            next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), opts);
+            next.catch(() => {});
+          }
+          yield buf as Buffer;
+        }
+        current = undefined;
+      } catch (err) {
+        opts.log?.warn(
+          { chunk: piece.chunk.id, node: reading.replica.node.id, err: String(err) },
+          'replica failed mid-read; failing over',
+        );
+        if (err instanceof Corrupt) opts.onCorrupt?.(piece.chunk.id, reading.replica.node.id);
+        // Nodes verify a whole chunk before sending it, so bytes already sent are good:
+        // continue from the first byte not yet sent, on the next replica.
+        current = await open({ ...piece, from: piece.from + sent }, reading.rest, opts);
+      }
+    }
+    const expected = piece.to - piece.from + 1;
+    if (sent !== expected)
+      throw new Unavailable(`chunk ${piece.chunk.id}: served ${sent} of ${expected} bytes`);
+    if (!next && i + 1 < pieces.length) {
+      const p = pieces[i + 1];
+      next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), opts);
+    }
+  }
+}
+
+/** Opens a piece on the first replica that answers; throws Unavailable when none does. */
+async function open(piece: Piece, replicas: Replica[], opts: ReadOptions): Promise<Opened> {
+  const whole = piece.from === 0 && piece.to === piece.chunk.size - 1;
+  for (let i = 0; i < replicas.length; i++) {
+    const replica = replicas[i];
+    try {
+      const res = await replica.client.get(
+        piece.chunk.id,
+        whole ? undefined : { start: piece.from, end: piece.to },
+      );
+      if (res.sha256 && res.sha256 !== piece.chunk.sha256) {
+        res.stream.destroy();
+        opts.onCorrupt?.(piece.chunk.id, replica.node.id);
+        continue;
+      }
+      return { stream: res.stream, replica, rest: replicas.slice(i + 1) };
+    } catch (err) {
+      opts.log?.warn(
+        { chunk: piece.chunk.id, node: replica.node.id, err: String(err) },
+        'replica unavailable',
+      );
+      if (err instanceof Corrupt) opts.onCorrupt?.(piece.chunk.id, replica.node.id);
+    }
+  }
+  throw new Unavailable(`no replica of chunk ${piece.chunk.id} could be read`);
+}

@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { BadRequest, Unavailable } from '../../lib/errors.js';
+import { newChunkId } from '../../lib/ids.js';
+import type { ClusterView, Replica } from './cluster.js';
+import type { ChunkRecord } from './meta.js';
+
+// The write path: cut a body stream at chunk boundaries and stream each chunk to R nodes at
+// once. Each chunk's SHA-256 is computed here once; a replica counts only when the node reports
+// the same SHA-256 for what it fsync'd. (Object-level digests are the caller's: see ingest.ts.)
+
+export interface WriteOptions {
+  /** Exact number of body bytes expected; fewer or more is an error. */
+  size: number;
+  chunkSize: number;
+  replication: number;
+  writeQuorum: number;
+  partNumber?: number;
+}
+
+export interface WriteResult {
+  size: number;
+  chunks: ChunkRecord[];
+}
+
+/** Per-replica stream buffer: bounds the memory a slow node can pin in the gateway. */
+const replicaBufferBytes = 1024 * 1024;
+
+export class IncompleteBody extends BadRequest {}
+
+export async function writeChunks(
+  body: AsyncIterable<Buffer>,
+  cluster: ClusterView,
+  opts: WriteOptions,
+): Promise<WriteResult> {
+  const done: Promise<ChunkRecord>[] = [];
+  let current: ChunkFanout | undefined;
+  let offset = 0;
+  let seq = 0;
+  try {
+    for await (const data of body) {
+      let buf = data as Buffer;
+      if (offset + buf.length > opts.size) throw new BadRequest('body longer than declared length');
+      while (buf.length > 0) {
+        if (!current) {
+          const size = Math.min(opts.chunkSize, opts.size - offset);
+          current = new ChunkFanout(cluster, opts, size, seq++, offset);
+        }
+        const n = Math.min(buf.length, current.remaining);
+        await current.write(buf.subarray(0, n));
+        offset += n;
+        buf = buf.subarray(n);
+        if (current.remaining === 0) {
+          // Acks of this chunk are awaited while the next chunk streams: fsync latency overlaps.
+          done.push(current.finish());
+          current = undefined;
+        }
+      }
+    }
+    if (offset !== opts.size) throw new IncompleteBody(`body ended after ${offset} of ${opts.size} bytes`);
+    const chunks = await Promise.all(done);
+    return { size: offset, chunks };
+  } catch (err) {
+    current?.abort(err as Error);
+    // Settle every chunk write, then remove what was stored: nothing of a failed write stays.
+    // (A gateway that dies here leaves orphans; the manager's inventory GC collects those.)
+    const settled = await Promise.allSettled(done);
+    for (const s of settled) if (s.status === 'fulfilled') discardChunk(cluster, s.value);
+    throw err;
+  }
+}
+
+/** Best-effort removal of a chunk that will never be committed. */
+export function discardChunk(cluster: ClusterView, chunk: ChunkRecord): void {
+  for (const replica of cluster.readOrder(chunk.id, chunk.nodeIds)) {
+    replica.client.delete(chunk.id).catch(() => {});
+  }
+}
+
+interface ReplicaWrite {
+  replica: Replica;
+  pass: PassThrough;
+  result: Promise<{ sha256: string; size: number }>;
+  failed: boolean;
+}
+
+/** One chunk being streamed to its R replicas at once, with backpressure from the slowest. */
+class ChunkFanout {
+  readonly id = newChunkId();
+  readonly sha = createHash('sha256');
+  remaining: number;
+  private writes: ReplicaWrite[];
+
+  constructor(
+    cluster: ClusterView,
+    private readonly opts: WriteOptions,
+    readonly size: number,
+    readonly seq: number,
+    readonly offset: number,
+  ) {
+    this.remaining = size;
+    const replicas = cluster.place(this.id, opts.replication);
+    if (replicas.length < opts.writeQuorum) {
+      throw new Unavailable(`only ${replicas.length} storage nodes are up; ${opts.writeQuorum} are needed`);
+    }
+    this.writes = replicas.map((replica) => {
+      const pass = new PassThrough({ highWaterMark: replicaBufferBytes });
+      const w: ReplicaWrite = {
+        replica,
+        pass,
+        failed: false,
+        result: replica.client.put(this.id, pass, size),
+      };
+      w.result.catch(() => {
+        w.failed = true;
+        pass.destroy();
+      });
+      return w;
+    });
+  }
+
+  async write(buf: Buffer): Promise<void> {
+    this.sha.update(buf);
+    this.remaining -= buf.length;
+    const waits: Promise<unknown>[] = [];
+    for (const w of this.writes) {
+      if (w.failed) continue;
+      if (!w.pass.write(buf)) waits.push(Promise.race([once(w.pass, 'drain'), w.result.catch(() => {})]));
+    }
+    if (waits.length > 0) await Promise.all(waits);
+    this.checkQuorum();
+  }
+
+  private checkQuorum(): void {
+    const alive = this.writes.filter((w) => !w.failed).length;
+    if (alive < this.opts.writeQuorum) {
+      throw new Unavailable(`chunk write lost quorum: ${alive} of ${this.opts.writeQuorum} replicas left`);
+    }
+  }
+
+  async finish(): Promise<ChunkRecord> {
+    for (const w of this.writes) if (!w.failed) w.pass.end();
+    const sha256 = this.sha.digest('hex');
+    const results = await Promise.allSettled(this.writes.map((w) => w.result));
+    const nodeIds: string[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled' && r.value.sha256 === sha256 && r.value.size === this.size) {
+        nodeIds.push(this.writes[i].replica.node.id);
+      }
+    });
+    if (nodeIds.length < this.opts.writeQuorum) {
+      const reasons = results.map((r) =>
+        r.status === 'rejected' ? String(r.reason?.message ?? r.reason) : 'ok',
+      );
+      throw new Unavailable(
+        `chunk ${this.id}: ${nodeIds.length} of ${this.opts.writeQuorum} replicas acknowledged (${reasons.join('; ')})`,
+      );
+    }
+    return {
+      id: this.id,
+      seq: this.seq,
+      offset: this.offset,
+      size: this.size,
+      sha256,
+      partNumber: this.opts.partNumber ?? null,
+      nodeIds,
+    };
+  }
+
+  abort(err: Error): void {
+    for (const w of this.writes) w.pass.destroy(err);
+  }
+}

@@ -1,0 +1,193 @@
+// The placement ring: consistent hashing with virtual nodes weighted by capacity. The manager owns
+// the membership and publishes it as a versioned snapshot; gateways build a Ring from the snapshot
+// and call place() once per chunk, so placement is a binary search on a sorted typed array.
+import { createHash } from 'node:crypto';
+
+export type NodeStatus = 'starting' | 'up' | 'suspect' | 'down' | 'draining' | 'removed';
+
+export interface RingNode {
+  id: string;
+  host: string;
+  port: number;
+  zone: string | null;
+  /** Relative capacity; 1 is a standard node. Virtual nodes are proportional to it. */
+  weight: number;
+  status: NodeStatus;
+}
+
+export interface RingSnapshot {
+  /** Bumped by the manager whenever the set of up nodes or their weights change. */
+  version: number;
+  replication: number;
+  /** Every node that is not removed, so readers can address any replica. */
+  nodes: RingNode[];
+}
+
+export interface Placement {
+  chosen: RingNode[];
+  skipped: { node: RingNode; reason: string }[];
+}
+
+/**
+ * Virtual nodes per unit of weight. Ownership of a node is a sum of this many random arcs, so its
+ * relative spread is about 1/sqrt(V): 1600 keeps max/mean under 1.10 for 50 equal nodes, at the
+ * cost of ~1600 sha256 per node when a snapshot is built (about 2 ms per node) and 6 bytes each.
+ */
+export const VNODES_PER_WEIGHT = 1600;
+/** Weights are clamped so one misconfigured node can neither vanish nor swallow the ring. */
+export const WEIGHT_MIN = 1 / 16;
+export const WEIGHT_MAX = 16;
+
+const RING_SIZE = 2 ** 32;
+
+/** A vnode's position: the first 4 bytes of sha256, stable across processes and versions. */
+function hash32(s: string): number {
+  return createHash('sha256').update(s).digest().readUInt32BE(0);
+}
+
+const hexPrefix = /^[0-9a-f]{8}/;
+
+/** A chunk's position. Chunk ids are random hex already, so their first 32 bits are enough. */
+export function chunkPosition(chunkId: string): number {
+  return hexPrefix.test(chunkId) ? Number.parseInt(chunkId.slice(0, 8), 16) : hash32(chunkId);
+}
+
+export function vnodeCount(weight: number): number {
+  const w = Math.min(WEIGHT_MAX, Math.max(WEIGHT_MIN, Number.isFinite(weight) ? weight : 1));
+  return Math.max(1, Math.round(w * VNODES_PER_WEIGHT));
+}
+
+export class Ring {
+  readonly version: number;
+  readonly replication: number;
+  /** Nodes sorted by id; vnode owners index into this array. */
+  private readonly nodes: RingNode[];
+  private readonly byId = new Map<string, RingNode>();
+  private readonly positions: Uint32Array;
+  private readonly owners: Uint16Array;
+
+  constructor(snapshot: RingSnapshot) {
+    this.version = snapshot.version;
+    this.replication = snapshot.replication;
+    this.nodes = snapshot.nodes.filter((n) => n.status !== 'removed').sort((a, b) => cmp(a.id, b.id));
+    if (this.nodes.length > 0xffff) throw new Error('ring: too many nodes');
+    for (const n of this.nodes) this.byId.set(n.id, n);
+    let total = 0;
+    for (const n of this.nodes) total += vnodeCount(n.weight);
+    // Sort key = position * 2^16 + owner index: exact in a double (48 bits) and breaks position
+    // ties by node id, so the same snapshot always yields the same ring.
+    const keys = new Float64Array(total);
+    let k = 0;
+    this.nodes.forEach((n, idx) => {
+      const count = vnodeCount(n.weight);
+      for (let i = 0; i < count; i++) keys[k++] = hash32(`${n.id}#${i}`) * 65536 + idx;
+    });
+    keys.sort();
+    this.positions = new Uint32Array(total);
+    this.owners = new Uint16Array(total);
+    for (let i = 0; i < total; i++) {
+      const owner = keys[i] % 65536;
+      this.owners[i] = owner;
+      this.positions[i] = (keys[i] - owner) / 65536;
+    }
+  }
+
+  node(id: string): RingNode | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The nodes that should hold a chunk: the first `count` distinct up nodes clockwise. */
+  place(chunkId: string, count = this.replication): RingNode[] {
+    return this.walk(chunkId, count, false).chosen;
+  }
+
+  /** place() with the reasons every node passed over on the way was not chosen. */
+  explain(chunkId: string, count = this.replication): Placement {
+    return this.walk(chunkId, count, true);
+  }
+
+  /**
+   * Fraction of the key space whose first replica each up node owns (by arc length). The
+   * balance KPI is max/mean of these.
+   */
+  ownership(): Map<string, number> {
+    const result = new Map<string, number>();
+    const n = this.positions.length;
+    const up = this.nodes.map((node) => node.status === 'up');
+    if (n === 0 || !up.includes(true)) return result;
+    for (const node of this.nodes) if (node.status === 'up') result.set(node.id, 0);
+    // nextUp[i]: owner index of the first up vnode at or after i (clockwise, wrapping).
+    const nextUp = new Int32Array(n).fill(-1);
+    let carry = -1;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = n - 1; i >= 0; i--) {
+        if (up[this.owners[i]]) carry = this.owners[i];
+        if (nextUp[i] === -1) nextUp[i] = carry;
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      const prev = i === 0 ? this.positions[n - 1] - RING_SIZE : this.positions[i - 1];
+      const arc = this.positions[i] - prev;
+      const id = this.nodes[nextUp[i]].id;
+      result.set(id, result.get(id)! + arc / RING_SIZE);
+    }
+    return result;
+  }
+
+  private walk(chunkId: string, count: number, explain: boolean): Placement {
+    const chosen: RingNode[] = [];
+    const skipped: { node: RingNode; reason: string }[] = [];
+    const n = this.positions.length;
+    if (n === 0 || count <= 0) return { chosen, skipped };
+    const seen = new Uint8Array(this.nodes.length);
+    let seenCount = 0;
+    const zones = new Set<string>();
+    const deferred: RingNode[] = [];
+    const start = lowerBound(this.positions, chunkPosition(chunkId));
+    for (let step = 0; step < n && chosen.length < count && seenCount < this.nodes.length; step++) {
+      const idx = this.owners[(start + step) % n];
+      if (seen[idx]) continue;
+      seen[idx] = 1;
+      seenCount++;
+      const node = this.nodes[idx];
+      if (node.status !== 'up') {
+        if (explain) skipped.push({ node, reason: `status is ${node.status}` });
+      } else if (node.zone !== null && zones.has(node.zone)) {
+        deferred.push(node);
+      } else {
+        chosen.push(node);
+        if (node.zone !== null) zones.add(node.zone);
+      }
+    }
+    // Fewer zones than replicas: fall back to nodes in zones that already hold a copy.
+    for (const node of deferred) {
+      if (chosen.length < count) chosen.push(node);
+      else if (explain) skipped.push({ node, reason: `zone ${node.zone} already holds a replica` });
+    }
+    return { chosen, skipped };
+  }
+}
+
+/** Index of the first element ≥ x, or 0 when x is past the last (the ring wraps). */
+function lowerBound(a: Uint32Array, x: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo === a.length ? 0 : lo;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** max/mean of first-replica ownership per unit weight across up nodes; 1 is perfect balance. */
+export function ringBalance(ring: Ring): number {
+  const shares = [...ring.ownership()].map(([id, share]) => share / ring.node(id)!.weight);
+  if (shares.length === 0) return 1;
+  const mean = shares.reduce((a, b) => a + b, 0) / shares.length;
+  return Math.max(...shares) / mean;
+}

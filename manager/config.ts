@@ -1,0 +1,94 @@
+// The manager's configuration, read once from the environment and passed down, so a test can run
+// two managers in one process.
+import { type Env, EnvReader } from '../lib/config.js';
+
+export type RuntimeKind = 'process' | 'docker';
+
+export interface ManagerConfig {
+  dataDir: string;
+  databaseUrl?: string;
+  adminPort: number;
+  adminHost: string;
+  /** Unset: generated on first start and kept in the settings table and DATA_DIR/admin-token. */
+  adminToken?: string;
+  runtime: RuntimeKind;
+  portPool: [number, number];
+  /** Nodes started when the cluster has none. */
+  initialNodes: number;
+  replication: number;
+  healthIntervalMs: number;
+  probeTimeoutMs: number;
+  /** A node failing probes for this long is down (it is suspect after the first failure). */
+  downAfterMs: number;
+  /** Capacity each node enforces; unset: the node reports its disk. Also the unit of ring weight. */
+  nodeCapacityBytes?: number;
+  chunkSizeBytes: number;
+  /** Unix socket path or tcp://host:port. */
+  dockerHost?: string;
+  dockerImage: string;
+  /** The host IP container ports are published on. */
+  dockerHostIp: string;
+  /** The address gateways use to reach nodes. */
+  advertiseHost: string;
+  /** Label value that tells this cluster's containers apart from another's on one engine. */
+  clusterName: string;
+}
+
+/** Upper bounds, each with its reason. */
+export const LIMITS = {
+  /** Nodes started by one POST /api/nodes: enough to grow a rack, small enough to stay responsive. */
+  nodesPerRequestMax: 32,
+  /** Probes faster than 50 ms would make the monitor itself the load. */
+  healthIntervalMsMin: 50,
+  replicationMax: 7,
+} as const;
+
+export function loadManagerConfig(env: Env = process.env): ManagerConfig {
+  const r = new EnvReader(env);
+  const healthIntervalMs = r.int('S3DFS_HEALTH_INTERVAL_MS', 2000, LIMITS.healthIntervalMsMin, 600_000);
+  const probeTimeoutMs = r.int('S3DFS_PROBE_TIMEOUT_MS', Math.min(1500, healthIntervalMs), 10, 600_000);
+  const downAfterMs = r.int('S3DFS_DOWN_AFTER_MS', 10_000, 1, 3_600_000);
+  const dockerHost = r.optional('S3DFS_DOCKER_HOST');
+  if (dockerHost !== undefined) {
+    r.check(
+      dockerHost.startsWith('/') || /^(tcp|http|https):\/\/[^/:]+:\d+\/?$/.test(dockerHost),
+      `S3DFS_DOCKER_HOST=${dockerHost}: expected a unix socket path or tcp://host:port`,
+    );
+  }
+  const tcpHost = dockerHost && !dockerHost.startsWith('/') ? new URL(dockerHost).hostname : undefined;
+  const config: ManagerConfig = {
+    dataDir: r.str('S3DFS_DATA_DIR', './data'),
+    databaseUrl: r.optional('DATABASE_URL'),
+    adminPort: r.int('S3DFS_ADMIN_PORT', 9001, 0, 65535),
+    adminHost: r.str('S3DFS_ADMIN_HOST', '127.0.0.1'),
+    adminToken: r.optional('S3DFS_ADMIN_TOKEN'),
+    runtime: r.oneOf('S3DFS_RUNTIME', 'process', ['process', 'docker'] as const),
+    portPool: r.range('S3DFS_PORT_POOL', [9100, 9199]),
+    initialNodes: r.int('S3DFS_NODES', 3, 0, 1000),
+    replication: r.int('S3DFS_REPLICATION', 3, 1, LIMITS.replicationMax),
+    healthIntervalMs,
+    probeTimeoutMs,
+    downAfterMs,
+    nodeCapacityBytes: r.optional('S3DFS_NODE_CAPACITY')
+      ? r.bytes('S3DFS_NODE_CAPACITY', 0, 1, Number.MAX_SAFE_INTEGER)
+      : undefined,
+    // Nodes refuse chunks over 1 GiB (storage-node/config.ts), so the gateway may not cut bigger ones.
+    chunkSizeBytes: r.bytes('S3DFS_CHUNK_SIZE', 64 * 1024 ** 2, 1024, 1024 ** 3),
+    dockerHost,
+    dockerImage: r.str('S3DFS_DOCKER_IMAGE', 's3dfs-storage-node'),
+    dockerHostIp: r.str('S3DFS_DOCKER_HOST_IP', '127.0.0.1'),
+    advertiseHost: r.str('S3DFS_NODE_ADVERTISE_HOST', tcpHost ?? '127.0.0.1'),
+    clusterName: r.str('S3DFS_CLUSTER_NAME', 's3dfs'),
+  };
+  r.check(
+    config.adminToken === undefined || config.adminToken.length >= 16,
+    'S3DFS_ADMIN_TOKEN: expected at least 16 characters',
+  );
+  r.check(probeTimeoutMs <= downAfterMs, 'S3DFS_PROBE_TIMEOUT_MS must not exceed S3DFS_DOWN_AFTER_MS');
+  r.check(
+    /^[a-zA-Z0-9_.-]{1,64}$/.test(config.clusterName),
+    'S3DFS_CLUSTER_NAME: expected [a-zA-Z0-9_.-]{1,64}',
+  );
+  r.done();
+  return config;
+}

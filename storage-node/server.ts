@@ -1,0 +1,394 @@
+// The storage node's HTTP API on plain node:http: it is on the data path, so no framework between
+// the socket and the disk. Routes:
+//   PUT|POST /chunk/:id   store (Content-Length required, optional x-s3dfs-sha256)
+//   GET|HEAD /chunk/:id   read (single Range supported), DELETE /chunk/:id
+//   GET /chunks?after&limit   inventory in id order
+//   GET /health           status, capacity, counters, latency (no secret needed)
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  type ByteRange,
+  listLimitDefault,
+  PayloadTooLarge,
+  RangeNotSatisfiable,
+  sha256Pattern,
+  Unauthorized,
+} from '../lib/chunk-store.js';
+import { BadRequest, Conflict, Corrupt, InsufficientStorage, NotFound, Unavailable } from '../lib/errors.js';
+import { randomId } from '../lib/ids.js';
+import type { Logger } from '../lib/logger.js';
+import type { FsChunkStore } from './store.js';
+
+// Each write holds a socket, a file descriptor, a temp file and a disk reservation; past this many
+// at once a node answers 503 so the gateway writes elsewhere instead of the node thrashing its disk.
+const writesInFlightMax = 128;
+// Headers must arrive quickly; a whole request (a body of up to 1 GiB at a slow ~2 MB/s) gets ten
+// minutes; a connection with no traffic at all for two minutes is dead and its temp file removed.
+const headersTimeoutMs = 30_000;
+const requestTimeoutMs = 10 * 60_000;
+const socketIdleTimeoutMs = 2 * 60_000;
+// Longer than a client's keep-alive pool waits, so a pooled socket is closed by the client first.
+const keepAliveTimeoutMs = 30_000;
+// After refusing a PUT whose body is on its way, read and discard it (up to the chunk limit, for at
+// most this long) so the client gets a clean reply instead of a reset.
+const drainTimeoutMs = 30_000;
+// Recent samples kept per latency series: enough for a stable p99, a few KB of memory.
+const latencySamplesMax = 1024;
+
+export interface NodeServerOptions {
+  store: FsChunkStore;
+  nodeId: string;
+  version: string;
+  secret?: string;
+  chunkSizeMax: number;
+  logger: Logger;
+}
+
+export interface NodeCounters {
+  reads: number;
+  writes: number;
+  deletes: number;
+  bytesIn: number;
+  bytesOut: number;
+  errors: number;
+  corruptions: number;
+}
+
+/** A fixed ring of recent latency samples; percentiles are computed on demand. */
+export class LatencyRing {
+  private readonly samples: number[] = [];
+  private next = 0;
+  constructor(private readonly capacity = latencySamplesMax) {}
+  add(ms: number): void {
+    if (this.samples.length < this.capacity) this.samples.push(ms);
+    else this.samples[this.next] = ms;
+    this.next = (this.next + 1) % this.capacity;
+  }
+  percentile(p: number): number {
+    if (this.samples.length === 0) return 0;
+    const sorted = [...this.samples].sort((a, b) => a - b);
+    const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+    return Math.round(sorted[Math.max(0, i)] * 100) / 100;
+  }
+}
+
+export function createNodeServer(opts: NodeServerOptions): http.Server {
+  const node = new NodeHandler(opts);
+  const server = http.createServer((req, res) => node.handle(req, res));
+  server.headersTimeout = headersTimeoutMs;
+  server.requestTimeout = requestTimeoutMs;
+  server.keepAliveTimeout = keepAliveTimeoutMs;
+  server.setTimeout(socketIdleTimeoutMs);
+  return server;
+}
+
+class NodeHandler {
+  private readonly counters: NodeCounters = {
+    reads: 0,
+    writes: 0,
+    deletes: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    errors: 0,
+    corruptions: 0,
+  };
+  private readonly readLatency = new LatencyRing();
+  private readonly writeLatency = new LatencyRing();
+  private readonly startedAt = Date.now();
+  private readonly secretDigest?: Buffer;
+  private writesInFlight = 0;
+
+  constructor(private readonly opts: NodeServerOptions) {
+    if (opts.secret !== undefined) this.secretDigest = digest(opts.secret);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const log = this.opts.logger.child({ reqId: randomId(6) });
+    res.on('close', () => {
+      const line = {
+        method: req.method,
+        url: req.url,
+        status: res.statusCode,
+        durationMs: Math.round(performance.now() - started),
+        aborted: !res.writableFinished,
+      };
+      if (res.statusCode >= 500) log.error(line, 'request');
+      else log.info(line, 'request');
+    });
+    try {
+      await this.route(req, res);
+    } catch (err) {
+      await this.fail(req, res, err, log);
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The raw path, not a normalised URL: `/chunk/../x` must be refused as a bad id, not resolved.
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const pathname = q < 0 ? raw : raw.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
+    const method = req.method ?? 'GET';
+
+    if (pathname === '/health') {
+      if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD');
+      return this.health(res);
+    }
+    this.authorize(req);
+    if (pathname === '/chunks') {
+      if (method !== 'GET') return methodNotAllowed(res, 'GET');
+      return this.list(res, query);
+    }
+    if (pathname.startsWith('/chunk/')) {
+      const id = pathname.slice('/chunk/'.length);
+      switch (method) {
+        case 'PUT':
+        case 'POST':
+          return this.put(req, res, id);
+        case 'GET':
+          return this.get(req, res, id);
+        case 'HEAD':
+          return this.head(res, id);
+        case 'DELETE':
+          return this.delete(res, id);
+        default:
+          return methodNotAllowed(res, 'PUT, POST, GET, HEAD, DELETE');
+      }
+    }
+    throw new NotFound(`no route for ${pathname}`);
+  }
+
+  private authorize(req: IncomingMessage): void {
+    if (!this.secretDigest) return;
+    const given = req.headers['x-s3dfs-secret'];
+    // Compare fixed-length digests so neither the secret's bytes nor its length leak through timing.
+    if (typeof given !== 'string' || !timingSafeEqual(digest(given), this.secretDigest)) {
+      throw new Unauthorized('missing or wrong x-s3dfs-secret');
+    }
+  }
+
+  private async put(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    const started = performance.now();
+    const lengthHeader = req.headers['content-length'];
+    if (lengthHeader === undefined || req.headers['transfer-encoding'] !== undefined) {
+      throw new LengthRequired('Content-Length is required (chunked bodies are not accepted)');
+    }
+    if (!/^\d+$/.test(lengthHeader)) throw new BadRequest('invalid Content-Length');
+    const size = Number(lengthHeader);
+    const shaHeader = req.headers['x-s3dfs-sha256'];
+    const sha256 = typeof shaHeader === 'string' ? shaHeader.toLowerCase() : undefined;
+    if (sha256 !== undefined && !sha256Pattern.test(sha256)) throw new BadRequest('invalid x-s3dfs-sha256');
+    if (this.writesInFlight >= writesInFlightMax) throw new Unavailable('too many writes in flight');
+
+    this.writesInFlight += 1;
+    try {
+      req.on('data', (c: Buffer) => {
+        this.counters.bytesIn += c.length;
+      });
+      const body = requestBody(req);
+      const result = await this.opts.store.put(id, body, size, sha256);
+      this.counters.writes += 1;
+      this.writeLatency.add(performance.now() - started);
+      sendJson(res, result.created ? 201 : 200, { id: result.id, size: result.size, sha256: result.sha256 });
+    } finally {
+      this.writesInFlight -= 1;
+    }
+  }
+
+  private async get(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    const started = performance.now();
+    const range = await this.resolveRange(req.headers.range, id);
+    const got = await this.opts.store.get(id, range).catch(async (err) => {
+      if (err instanceof RangeNotSatisfiable) {
+        const info = await this.opts.store.head(id);
+        if (info) res.setHeader('content-range', `bytes */${info.size}`);
+      }
+      throw err;
+    });
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': 'application/octet-stream',
+      'content-length': got.length,
+      'accept-ranges': 'bytes',
+      'x-s3dfs-sha256': got.sha256,
+    };
+    if (got.range) headers['content-range'] = `bytes ${got.range.start}-${got.range.end}/${got.size}`;
+    res.writeHead(got.range ? 206 : 200, headers);
+    try {
+      await pipeline(got.stream, res);
+    } catch (err) {
+      // The body is already partly sent: the only honest signal left is to cut the connection, so
+      // the client sees an aborted response rather than a clean short or wrong one.
+      res.destroy();
+      if (err instanceof Corrupt) this.counters.corruptions += 1;
+      this.counters.errors += 1;
+      this.opts.logger.warn({ err, chunkId: id }, 'chunk read failed mid-stream');
+      return;
+    }
+    this.counters.reads += 1;
+    this.counters.bytesOut += got.length;
+    this.readLatency.add(performance.now() - started);
+  }
+
+  /**
+   * One `bytes=a-b`, `bytes=a-` or `bytes=-n` range, or undefined to serve the whole chunk.
+   * Several ranges or a malformed header are ignored, as RFC 9110 §14.2 allows.
+   */
+  private async resolveRange(header: string | undefined, id: string): Promise<ByteRange | undefined> {
+    if (header === undefined) return undefined;
+    const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+    if (!m || (m[1] === '' && m[2] === '')) return undefined;
+    if (m[1] !== '') {
+      const start = Number(m[1]);
+      const end = m[2] === '' ? Number.MAX_SAFE_INTEGER : Number(m[2]);
+      return end < start ? undefined : { start, end };
+    }
+    // A suffix range needs the size first.
+    const info = await this.opts.store.head(id);
+    if (!info) throw new NotFound(`chunk ${id} not found`);
+    const n = Number(m[2]);
+    if (n === 0 || info.size === 0) throw new RangeNotSatisfiable('empty suffix range');
+    return { start: Math.max(0, info.size - n), end: info.size - 1 };
+  }
+
+  private async head(res: ServerResponse, id: string): Promise<void> {
+    const info = await this.opts.store.head(id);
+    if (!info) throw new NotFound(`chunk ${id} not found`);
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': info.size,
+      'accept-ranges': 'bytes',
+      'x-s3dfs-sha256': info.sha256,
+      'x-s3dfs-mtime-ms': String(info.mtimeMs),
+    });
+    res.end();
+  }
+
+  private async delete(res: ServerResponse, id: string): Promise<void> {
+    await this.opts.store.delete(id);
+    this.counters.deletes += 1;
+    res.writeHead(204);
+    res.end();
+  }
+
+  private async list(res: ServerResponse, query: URLSearchParams): Promise<void> {
+    const after = query.get('after') || undefined;
+    const limitRaw = query.get('limit');
+    if (limitRaw !== null && !/^\d+$/.test(limitRaw)) throw new BadRequest('limit must be an integer');
+    const limit = limitRaw === null ? listLimitDefault : Number(limitRaw);
+    sendJson(res, 200, await this.opts.store.list(after, limit));
+  }
+
+  private async health(res: ServerResponse): Promise<void> {
+    const s = this.opts.store.stats();
+    sendJson(res, 200, {
+      status: 'ok',
+      nodeId: this.opts.nodeId,
+      version: this.opts.version,
+      capacityBytes: s.capacityBytes,
+      usedBytes: s.usedBytes,
+      freeBytes: await this.opts.store.freeBytes(),
+      chunkCount: s.chunkCount,
+      uptimeSec: Math.floor((Date.now() - this.startedAt) / 1000),
+      counters: { ...this.counters, corruptions: Math.max(this.counters.corruptions, s.corruptions) },
+      latency: {
+        readP50Ms: this.readLatency.percentile(50),
+        readP99Ms: this.readLatency.percentile(99),
+        writeP50Ms: this.writeLatency.percentile(50),
+        writeP99Ms: this.writeLatency.percentile(99),
+      },
+    });
+  }
+
+  private async fail(req: IncomingMessage, res: ServerResponse, err: unknown, log: Logger): Promise<void> {
+    const status = statusOf(err);
+    if (status >= 500) {
+      this.counters.errors += 1;
+      log.error({ err }, 'request failed');
+    }
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    // The client went away mid-upload: nobody is left to answer.
+    if (req.destroyed && !req.complete) return;
+    if (!req.complete) await this.drainOrClose(req, res, status);
+    const message = status === 500 ? 'internal error' : (err as Error).message;
+    sendJson(res, status, { error: errorName(err, status), message });
+  }
+
+  /**
+   * A refused PUT whose body is still arriving: read and drop a bounded body before answering, so
+   * the client (which is still writing) reads a clean reply; anything else gets the reply and a
+   * closed connection. Unauthenticated clients are never drained.
+   */
+  private async drainOrClose(req: IncomingMessage, res: ServerResponse, status: number): Promise<void> {
+    const length = Number(req.headers['content-length'] ?? Number.NaN);
+    if (status === 401 || !(length <= this.opts.chunkSizeMax)) {
+      res.setHeader('connection', 'close');
+      return;
+    }
+    req.resume();
+    const drained = await Promise.race([
+      once(req, 'end').then(() => true),
+      once(req, 'close').then(() => req.complete),
+      new Promise<boolean>((resolve) => setTimeout(resolve, drainTimeoutMs, false).unref()),
+    ]).catch(() => false);
+    if (!drained) res.setHeader('connection', 'close');
+  }
+}
+
+/** 411: the one status with no domain error of its own (it only exists at the HTTP layer). */
+class LengthRequired extends BadRequest {}
+
+/**
+ * The request body as a stream the store may destroy without killing the socket (so an error
+ * reply can still be sent); a client that aborts mid-body surfaces as a stream error.
+ */
+function requestBody(req: IncomingMessage): Readable {
+  const body = new PassThrough();
+  req.pipe(body);
+  req.on('error', (err) => body.destroy(err));
+  req.on('close', () => {
+    if (!req.complete) body.destroy(new Error('client aborted the upload'));
+  });
+  return body;
+}
+
+function statusOf(err: unknown): number {
+  if (err instanceof MethodNotAllowed) return 405;
+  if (err instanceof LengthRequired) return 411;
+  if (err instanceof PayloadTooLarge) return 413;
+  if (err instanceof RangeNotSatisfiable) return 416;
+  if (err instanceof BadRequest) return 400;
+  if (err instanceof Unauthorized) return 401;
+  if (err instanceof NotFound) return 404;
+  if (err instanceof Conflict) return 409;
+  if (err instanceof InsufficientStorage) return 507;
+  if (err instanceof Unavailable) return 503;
+  return 500;
+}
+
+function errorName(err: unknown, status: number): string {
+  return status === 500 ? 'InternalError' : (err as Error).name;
+}
+
+class MethodNotAllowed extends BadRequest {}
+
+function methodNotAllowed(res: ServerResponse, allow: string): never {
+  res.setHeader('allow', allow);
+  throw new MethodNotAllowed(`method not allowed; use ${allow}`);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}

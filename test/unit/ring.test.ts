@@ -1,0 +1,155 @@
+// Proves the placement ring on 3–50 nodes: deterministic, balanced (max/mean ≤ 1.10), minimal
+// movement when a node joins, weight-proportional, R distinct nodes in distinct zones, and that
+// only up nodes take new chunks.
+import { expect } from 'chai';
+import { newChunkId } from '../../lib/ids.js';
+import { type NodeStatus, Ring, type RingNode, type RingSnapshot, ringBalance } from '../../lib/ring.js';
+
+function nodes(count: number, opts: { zones?: number; prefix?: string } = {}): RingNode[] {
+  return Array.from({ length: count }, (_, i) => ({
+    id: `${opts.prefix ?? 'node'}-${i.toString().padStart(3, '0')}`,
+    host: '127.0.0.1',
+    port: 9100 + i,
+    zone: opts.zones ? `z${i % opts.zones}` : null,
+    weight: 1,
+    status: 'up' as NodeStatus,
+  }));
+}
+
+function snapshot(list: RingNode[], replication = 3, version = 1): RingSnapshot {
+  return { version, replication, nodes: list };
+}
+
+const ids = Array.from({ length: 20_000 }, () => newChunkId());
+const sizes = [3, 5, 10, 20, 50];
+
+describe('ring', () => {
+  it('places the same chunk on the same nodes for the same snapshot, whatever the node order', () => {
+    const list = nodes(10);
+    const a = new Ring(snapshot(list));
+    const b = new Ring(snapshot([...list].reverse().map((n) => ({ ...n }))));
+    for (const id of ids.slice(0, 2000)) {
+      expect(b.place(id).map((n) => n.id)).to.deep.equal(a.place(id).map((n) => n.id));
+    }
+  });
+
+  for (const n of sizes) {
+    it(`keeps max/mean ownership ≤ 1.10 at equal weights on ${n} nodes`, () => {
+      const ring = new Ring(snapshot(nodes(n)));
+      const balance = ringBalance(ring);
+      expect(balance).to.be.at.most(1.1);
+      // Cross-check arc ownership with sampled first replicas (loose: sampling noise).
+      const counts = new Map<string, number>();
+      for (const id of ids) {
+        const first = ring.place(id, 1)[0].id;
+        counts.set(first, (counts.get(first) ?? 0) + 1);
+      }
+      expect(counts.size).to.equal(n);
+      const expected = ring.ownership();
+      for (const [id, c] of counts) expect(c / ids.length).to.be.closeTo(expected.get(id)!, 0.02);
+    });
+
+    it(`moves about 1/(N+1) of chunks, and only onto the new node, when one joins ${n} nodes`, () => {
+      const list = nodes(n + 1);
+      const before = new Ring(snapshot(list.slice(0, n)));
+      const after = new Ring(snapshot(list));
+      const newcomer = list[n].id;
+      let moved = 0;
+      for (const id of ids) {
+        const a = before.place(id, 1)[0].id;
+        const b = after.place(id, 1)[0].id;
+        if (a !== b) {
+          moved++;
+          expect(b).to.equal(newcomer);
+        }
+      }
+      // The exact fraction that moves is the newcomer's arc ownership; it must be near 1/(N+1).
+      const share = after.ownership().get(newcomer)!;
+      expect(Math.abs(share - 1 / (n + 1)) / (1 / (n + 1))).to.be.at.most(0.1);
+      expect(moved / ids.length).to.be.closeTo(share, 0.01);
+    });
+
+    it(`returns R distinct up nodes on ${n} nodes`, () => {
+      const ring = new Ring(snapshot(nodes(n)));
+      const r = Math.min(3, n);
+      for (const id of ids.slice(0, 2000)) {
+        const chosen = ring.place(id);
+        expect(chosen).to.have.length(r);
+        expect(new Set(chosen.map((c) => c.id)).size).to.equal(r);
+      }
+    });
+  }
+
+  it('gives ownership proportional to weight', () => {
+    const list = nodes(6).map((n, i) => ({ ...n, weight: [1, 1, 2, 2, 3, 3][i] }));
+    const ring = new Ring(snapshot(list));
+    const own = ring.ownership();
+    const totalWeight = 12;
+    for (const n of list) {
+      const expected = n.weight / totalWeight;
+      expect(Math.abs(own.get(n.id)! - expected) / expected, n.id).to.be.at.most(0.1);
+    }
+    expect(ringBalance(ring)).to.be.at.most(1.1);
+  });
+
+  it('spreads replicas over distinct zones, falling back to any node when zones run out', () => {
+    const ring = new Ring(snapshot(nodes(12, { zones: 3 })));
+    for (const id of ids.slice(0, 2000)) {
+      const chosen = ring.place(id);
+      expect(new Set(chosen.map((c) => c.zone)).size).to.equal(3);
+    }
+    const twoZones = new Ring(snapshot(nodes(6, { zones: 2 })));
+    for (const id of ids.slice(0, 500)) {
+      const chosen = twoZones.place(id);
+      expect(chosen).to.have.length(3);
+      expect(new Set(chosen.map((c) => c.zone)).size).to.equal(2);
+      expect(new Set(chosen.map((c) => c.id)).size).to.equal(3);
+    }
+  });
+
+  it('skips down, suspect, starting and draining nodes and explains why', () => {
+    const list = nodes(8);
+    const statuses: NodeStatus[] = ['down', 'draining', 'suspect', 'starting'];
+    statuses.forEach((s, i) => {
+      list[i].status = s;
+    });
+    const ring = new Ring(snapshot(list));
+    const excluded = new Set(list.slice(0, 4).map((n) => n.id));
+    let explainedSkips = 0;
+    for (const id of ids.slice(0, 2000)) {
+      const chosen = ring.place(id);
+      expect(chosen).to.have.length(3);
+      for (const c of chosen) expect(excluded.has(c.id)).to.equal(false);
+      const ex = ring.explain(id);
+      expect(ex.chosen.map((c) => c.id)).to.deep.equal(chosen.map((c) => c.id));
+      for (const s of ex.skipped) expect(s.reason).to.match(/status is (down|draining|suspect|starting)/);
+      explainedSkips += ex.skipped.length;
+    }
+    expect(explainedSkips).to.be.greaterThan(0);
+    // A node going down hands its chunks to others; chunks it did not hold stay put.
+    const healthy = new Ring(snapshot(nodes(8)));
+    for (const id of ids.slice(0, 2000)) {
+      const a = healthy.place(id, 1)[0];
+      const b = ring.place(id, 1)[0];
+      if (!excluded.has(a.id)) expect(b.id).to.equal(a.id);
+    }
+  });
+
+  it('returns fewer than R nodes when fewer are up, and none on an empty ring', () => {
+    const list = nodes(3);
+    list[0].status = 'down';
+    expect(new Ring(snapshot(list)).place(ids[0])).to.have.length(2);
+    expect(new Ring(snapshot([])).place(ids[0])).to.deep.equal([]);
+    expect(
+      new Ring(snapshot(nodes(3).map((n) => ({ ...n, status: 'removed' as NodeStatus })))).place(ids[0]),
+    ).to.deep.equal([]);
+  });
+
+  it('places a chunk in well under 20 µs on 50 nodes', () => {
+    const ring = new Ring(snapshot(nodes(50)));
+    const t0 = process.hrtime.bigint();
+    for (const id of ids) ring.place(id);
+    const perCallUs = Number(process.hrtime.bigint() - t0) / 1000 / ids.length;
+    expect(perCallUs).to.be.lessThan(20);
+  });
+});
