@@ -19,6 +19,8 @@ export interface GatewayConfig {
   adminToken?: string;
   ringRefreshMs: number;
   nodeTimeoutMs: number;
+  /** Smallest part (but the last) CompleteMultipartUpload accepts; S3's is 5 MiB. Lower it only in tests. */
+  multipartPartMinBytes: number;
 }
 
 /** 5 MiB is S3's smallest multipart part; smaller chunks only make sense in tests. */
@@ -45,6 +47,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     adminToken: r.optional('S3DFS_ADMIN_TOKEN'),
     ringRefreshMs: r.int('S3DFS_RING_REFRESH_MS', 1000, 50, 60_000),
     nodeTimeoutMs: r.int('S3DFS_NODE_TIMEOUT_MS', 30_000, 100, 600_000),
+    multipartPartMinBytes: r.bytes('S3DFS_MULTIPART_MIN_PART', 5 * 1024 ** 2, 0, 5 * 1024 ** 3),
   };
   r.check(
     config.writeQuorum <= replication,

@@ -14,7 +14,14 @@ import {
   RangeNotSatisfiable,
   Unauthorized,
 } from './chunk-store.js';
-import { BadRequest, Conflict, type DomainError, InsufficientStorage, NotFound, Unavailable } from './errors.js';
+import {
+  BadRequest,
+  Conflict,
+  type DomainError,
+  InsufficientStorage,
+  NotFound,
+  Unavailable,
+} from './errors.js';
 
 // A connection silent for this long (no bytes either way, including while a reader holds back a GET
 // stream) is given up as a dead node; long enough for a busy disk's fsync of a 64 MiB chunk.

@@ -122,13 +122,20 @@ export function createApi(ops: ClusterOps, adminToken: string, logger: Logger): 
     const node = await ops.drain(ctx.params.id);
     ctx.body = {
       node,
-      note: 'the node left the ring and takes no new chunks; moving its existing chunks off is not implemented yet',
+      note: 'the node left the ring; its chunks are being copied elsewhere (see healing.drain in GET /api/cluster); DELETE it once drained',
     };
   });
   router.delete('/api/nodes/:id', async (ctx) => {
     const purge = ctx.query.purge === 'true' || ctx.query.purge === '1';
     await ops.removeNode(ctx.params.id, purge);
     ctx.body = { removed: ctx.params.id, purged: purge };
+  });
+  router.get('/api/fsck', async (ctx) => {
+    ctx.body = await ops.fsck();
+  });
+  router.post('/api/repair', (ctx) => {
+    ctx.status = 202;
+    ctx.body = { pass: ops.repairNow() };
   });
   router.get('/api/ring', (ctx) => {
     ctx.body = ops.ring();

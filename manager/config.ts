@@ -32,6 +32,29 @@ export interface ManagerConfig {
   advertiseHost: string;
   /** Label value that tells this cluster's containers apart from another's on one engine. */
   clusterName: string;
+  /** Multipart uploads idle this long are aborted and their parts' chunks collected. */
+  uploadExpiryMs: number;
+  /** How often the manager looks for expired uploads. */
+  uploadExpiryCheckMs: number;
+  /** Self-healing: repair, rebalance, drain, GC, scrub (manager/healing/). */
+  heal: HealConfig;
+}
+
+export interface HealConfig {
+  /** Pause between healing passes; 0 turns the loop off (POST /api/repair still runs a pass). */
+  intervalMs: number;
+  /** A down node's replicas still count this long before they are copied elsewhere. */
+  repairGraceMs: number;
+  /** Chunk copies (repair, rebalance, drain) in flight at once. */
+  repairConcurrency: number;
+  /** Cap on copy bandwidth in bytes/s across all copies; 0: no cap. */
+  repairBytesPerSec: number;
+  /** Files on a node that metadata does not know are deleted only when older than this. */
+  orphanGraceMs: number;
+  /** Each node's inventory is walked (orphans, lost replicas) at least this often. */
+  inventoryIntervalMs: number;
+  /** Background re-read rate for scrubbing; 0 turns scrubbing off. */
+  scrubBytesPerSec: number;
 }
 
 /** Upper bounds, each with its reason. */
@@ -41,7 +64,21 @@ export const LIMITS = {
   /** Probes faster than 50 ms would make the monitor itself the load. */
   healthIntervalMsMin: 50,
   replicationMax: 7,
+  /** More parallel copies than this only adds contention on the nodes' disks. */
+  repairConcurrencyMax: 64,
 } as const;
+
+function loadHealConfig(r: EnvReader): HealConfig {
+  return {
+    intervalMs: r.int('S3DFS_HEAL_INTERVAL_MS', 5000, 0, 3_600_000),
+    repairGraceMs: r.int('S3DFS_REPAIR_GRACE_MS', 300_000, 0, 7 * 86_400_000),
+    repairConcurrency: r.int('S3DFS_REPAIR_CONCURRENCY', 4, 1, LIMITS.repairConcurrencyMax),
+    repairBytesPerSec: r.bytes('S3DFS_REPAIR_BYTES_PER_SEC', 0, 0, Number.MAX_SAFE_INTEGER),
+    orphanGraceMs: r.int('S3DFS_ORPHAN_GRACE_MS', 6 * 3_600_000, 0, 30 * 86_400_000),
+    inventoryIntervalMs: r.int('S3DFS_INVENTORY_INTERVAL_MS', 3_600_000, 100, 30 * 86_400_000),
+    scrubBytesPerSec: r.bytes('S3DFS_SCRUB_BYTES_PER_SEC', 4 * 1024 ** 2, 0, Number.MAX_SAFE_INTEGER),
+  };
+}
 
 export function loadManagerConfig(env: Env = process.env): ManagerConfig {
   const r = new EnvReader(env);
@@ -79,6 +116,11 @@ export function loadManagerConfig(env: Env = process.env): ManagerConfig {
     dockerHostIp: r.str('S3DFS_DOCKER_HOST_IP', '127.0.0.1'),
     advertiseHost: r.str('S3DFS_NODE_ADVERTISE_HOST', tcpHost ?? '127.0.0.1'),
     clusterName: r.str('S3DFS_CLUSTER_NAME', 's3dfs'),
+    // A week, like common S3 lifecycle rules for incomplete uploads; at most a year.
+    uploadExpiryMs: r.int('S3DFS_UPLOAD_EXPIRY_MS', 7 * 86_400_000, 1, 365 * 86_400_000),
+    // Expiry is coarse; a pass every 10 minutes costs one indexed query.
+    uploadExpiryCheckMs: r.int('S3DFS_UPLOAD_EXPIRY_CHECK_MS', 600_000, LIMITS.healthIntervalMsMin, 86_400_000),
+    heal: loadHealConfig(r),
   };
   r.check(
     config.adminToken === undefined || config.adminToken.length >= 16,

@@ -3,6 +3,7 @@
 import type { Knex } from 'knex';
 import { Gauge, Registry } from 'prom-client';
 import { ringBalance } from '../lib/ring.js';
+import type { HealingProgress } from './healing/progress.js';
 import type { Monitor, NodeState } from './monitor.js';
 
 export interface NodeKpis {
@@ -48,6 +49,8 @@ export interface ClusterKpis {
   missingChunks: number;
   ringVersion: number;
   ringBalance: number;
+  /** Repair, rebalance, drain, GC and scrub progress (manager/healing/). */
+  healing?: HealingProgress;
 }
 
 export function nodeKpis(s: NodeState, now = Date.now()): NodeKpis {
@@ -114,7 +117,12 @@ export async function replicaCounts(
   };
 }
 
-export async function clusterKpis(db: Knex, monitor: Monitor, replication: number): Promise<ClusterKpis> {
+export async function clusterKpis(
+  db: Knex,
+  monitor: Monitor,
+  replication: number,
+  healing?: HealingProgress,
+): Promise<ClusterKpis> {
   const states = [...monitor.nodes.values()];
   const nodes = states.map((s) => nodeKpis(s));
   const up = nodes.filter((n) => n.status === 'up');
@@ -139,6 +147,7 @@ export async function clusterKpis(db: Knex, monitor: Monitor, replication: numbe
     missingChunks: counts.missing,
     ringVersion: monitor.snapshot().version,
     ringBalance: ringBalance(monitor.ring()),
+    ...(healing ? { healing } : {}),
   };
 }
 

@@ -14,6 +14,8 @@ import type { Logger } from '../lib/logger.js';
 import type { Placement, RingSnapshot } from '../lib/ring.js';
 import { getClusterSecret, getOrCreateSetting } from '../lib/settings.js';
 import { createApi } from './api.js';
+import type { FsckReport } from './healing/fsck.js';
+import { Healer, type PassInfo } from './healing/healer.js';
 import type { ManagerConfig } from './config.js';
 import { type ClusterKpis, clusterKpis, Metrics, type NodeKpis, nodeKpis } from './kpis.js';
 import { Monitor, type NodeEvent, type NodeRow } from './monitor.js';
@@ -21,6 +23,7 @@ import { leasePort, releasePort } from './port-pool.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { ProcessRuntime } from './runtime/process.js';
 import type { NodeRuntime, RuntimeEvents } from './runtime/runtime.js';
+import { startUploadExpiry, type UploadExpiry } from './upload-expiry.js';
 
 export interface StartManagerOptions {
   config: ManagerConfig;
@@ -40,6 +43,8 @@ export interface ClusterOps {
   ring(): RingSnapshot;
   explain(chunkId: string, count?: number): Placement;
   events(limit: number, nodeId?: string): Promise<NodeEvent[]>;
+  fsck(): Promise<FsckReport>;
+  repairNow(): PassInfo;
 }
 
 export interface ManagerHandle {
@@ -52,6 +57,8 @@ export interface ManagerHandle {
   ops: ClusterOps;
   runtime: NodeRuntime;
   monitor: Monitor;
+  uploadExpiry: UploadExpiry;
+  healer: Healer;
 }
 
 export async function startManager({ config, db, logger }: StartManagerOptions): Promise<ManagerHandle> {
@@ -103,6 +110,16 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
   const mon = monitor;
   await mon.load();
   const metrics = new Metrics();
+  const healer = new Healer({
+    db,
+    logger: log,
+    monitor: mon,
+    config: config.heal,
+    replication: config.replication,
+    clusterSecret,
+    uploadExpiryMs: config.uploadExpiryMs,
+    registry: metrics.registry,
+  });
   const pool = {
     range: config.portPool,
     probeHost: config.runtime === 'docker' ? (local ? config.dockerHostIp : undefined) : bindHost,
@@ -165,6 +182,7 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
     async drain(id) {
       const state = mustGet(id);
       await mon.transition(id, 'draining', 'drain requested');
+      healer.kick();
       return nodeKpis(state);
     },
 
@@ -178,6 +196,8 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
       }
       await mon.transition(id, 'removed', purge ? 'removed with purge' : 'removed (data kept)');
       mon.forget(id);
+      // Its copies are unreachable from now on: repair counts the chunks short and tops them up.
+      await db('chunk_replicas').where({ node_id: id }).delete();
       await runtime.remove(id, purge);
       await releasePort(db, id);
       await mon.refreshRing();
@@ -185,10 +205,12 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
 
     node: (id) => nodeKpis(mustGet(id)),
     nodeKpis: () => [...mon.nodes.values()].map((s) => nodeKpis(s)),
-    clusterKpis: () => clusterKpis(db, mon, config.replication),
+    clusterKpis: () => clusterKpis(db, mon, config.replication, healer.progress()),
     async metricsText() {
       return metrics.render(await clusterKpis(db, mon, config.replication), ops.nodeKpis());
     },
+    fsck: () => healer.fsck(),
+    repairNow: () => healer.kick(),
     ring: () => mon.snapshot(),
     explain: (chunkId, count) => mon.ring().explain(chunkId, count ?? config.replication),
     async events(limit, nodeId) {
@@ -230,6 +252,13 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
       log.warn({ nodeId: id }, 'runtime has a node this cluster does not know; left alone');
   }
   mon.start();
+  healer.start();
+  const uploadExpiry = startUploadExpiry({
+    db,
+    logger: log,
+    expiryMs: config.uploadExpiryMs,
+    checkIntervalMs: config.uploadExpiryCheckMs,
+  });
 
   const app = createApi(ops, adminToken, log.child({ component: 'admin-api' }));
   const server = http.createServer(app.callback());
@@ -246,6 +275,8 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
     stopping ??= (async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await uploadExpiry.stop();
+      await healer.stop();
       await mon.stop();
       await runtime.close();
       if (runtime.kind === 'process') {
@@ -268,6 +299,8 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
     ops,
     runtime,
     monitor: mon,
+    uploadExpiry,
+    healer,
   };
 }
 

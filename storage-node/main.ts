@@ -31,6 +31,13 @@ export async function runNode(args: string[]): Promise<void> {
     chunkSizeMax: config.chunkSizeMax,
     logger,
   });
+  // Handlers go in before the listening line: whoever reads that line may signal at once.
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'storage node stopping');
+    void shutdown(server).then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
   server.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -41,13 +48,6 @@ export async function runNode(args: string[]): Promise<void> {
   // The one line other processes read (tests, the manager's process runtime), whatever the log level.
   process.stdout.write(`s3dfs-node listening on http://${host}:${port} id=${identity.id}\n`);
   logger.info({ port, dataDir: config.dataDir, ...store.stats() }, 'storage node started');
-
-  const stop = (signal: string) => {
-    logger.info({ signal }, 'storage node stopping');
-    void shutdown(server).then(() => process.exit(0));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
 }
 
 async function shutdown(server: Server): Promise<void> {

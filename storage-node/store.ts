@@ -11,7 +11,18 @@
 // inventory never rehash.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import {
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  statfs,
+  unlink,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -219,7 +230,9 @@ export class FsChunkStore implements ChunkStore {
       for (const l2 of await listDir(path.join(this.chunksDir, l1), fanoutPattern)) {
         if (l1 + l2 < afterL2) continue;
         const leaf = path.join(this.chunksDir, l1, l2);
-        const names = (await listDir(leaf, chunkFilePattern)).filter((n) => after === undefined || n > after);
+        const names = (await listDir(leaf, chunkFilePattern)).filter(
+          (n) => after === undefined || n.slice(0, 32) > after,
+        );
         const batch = names.slice(0, want - found.length);
         const infos = await Promise.all(batch.map((n) => infoOf(leaf, n)));
         for (const info of infos) if (info) found.push(info);
@@ -237,7 +250,19 @@ export class FsChunkStore implements ChunkStore {
     const fh = await open(tmp, 'wx');
     try {
       const meter = new MeteringStream(size);
-      await pipeline(source, meter, fh.createWriteStream({ autoClose: false, highWaterMark: readPieceBytes }));
+      // pipeline reports the aborted iterator rather than why the sink stopped; keep the disk's reason
+      // (ENOSPC must become 507, not 500).
+      let diskError: unknown;
+      await pipeline(source, meter, async (pieces: AsyncIterable<Buffer>) => {
+        for await (const piece of pieces) {
+          await writeFully(fh, piece).catch((err) => {
+            diskError = err;
+            throw err;
+          });
+        }
+      }).catch((err) => {
+        throw diskError ?? err;
+      });
       if (meter.bytes !== size) {
         throw new BadRequest(`body ended after ${meter.bytes} of ${size} bytes`);
       }
@@ -425,6 +450,11 @@ async function infoOf(leaf: string, name: string): Promise<ChunkInfo | undefined
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
 }
 
 async function fsyncDir(dir: string): Promise<void> {

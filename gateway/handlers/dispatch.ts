@@ -11,6 +11,15 @@ import {
 import type { RequestCtx } from './context.js';
 import { listObjectsV1, listObjectsV2 } from './listing.js';
 import {
+  abortMultipartUpload,
+  completeMultipartUpload,
+  createMultipartUpload,
+  listMultipartUploads,
+  listParts,
+  uploadPart,
+  uploadPartCopy,
+} from './multipart.js';
+import {
   copyObject,
   deleteObject,
   deleteObjects,
@@ -62,13 +71,19 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
     case 'GetObjectTagging':
       return getObjectTagging(r, req.bucket, req.key);
     case 'ListMultipartUploads':
+      return listMultipartUploads(r, req);
     case 'CreateMultipartUpload':
+      return createMultipartUpload(r, req);
     case 'UploadPart':
+      return uploadPart(r, req);
     case 'UploadPartCopy':
+      return uploadPartCopy(r, req);
     case 'CompleteMultipartUpload':
+      return completeMultipartUpload(r, req);
     case 'AbortMultipartUpload':
+      return abortMultipartUpload(r, req);
     case 'ListParts':
-      throw new S3Error('NotImplemented', 'Multipart upload is not available yet.');
+      return listParts(r, req);
     default: {
       const never: never = req;
       throw new S3Error('NotImplemented', `unsupported operation ${(never as S3Request).op}`);

@@ -171,7 +171,10 @@ export function describeChunkStore(name: string, factory: () => Promise<ChunkSto
     it('keeps nothing when the body does not match the expected sha256', async () => {
       const data = randomBytes(100_000);
       const id = newChunkId();
-      await expectReject(store.put(id, piecewise(data), data.length, sha256Of(Buffer.from('other'))), BadRequest);
+      await expectReject(
+        store.put(id, piecewise(data), data.length, sha256Of(Buffer.from('other'))),
+        BadRequest,
+      );
       await expectAbsent(id);
     });
 
@@ -193,7 +196,9 @@ export function describeChunkStore(name: string, factory: () => Promise<ChunkSto
     it('settles concurrent puts of one id: same content all succeed once, different content one wins', async () => {
       const data = randomBytes(200_000);
       const id = newChunkId();
-      const same = await Promise.all(Array.from({ length: 6 }, () => store.put(id, piecewise(data), data.length)));
+      const same = await Promise.all(
+        Array.from({ length: 6 }, () => store.put(id, piecewise(data), data.length)),
+      );
       expect(same.filter((r) => r.created)).to.have.length(1);
       expect(same.every((r) => r.sha256 === sha256Of(data))).to.equal(true);
 
@@ -213,7 +218,9 @@ export function describeChunkStore(name: string, factory: () => Promise<ChunkSto
       const data = randomBytes(300_000);
       const id = newChunkId();
       await store.put(id, data, data.length);
-      const reads = await Promise.all(Array.from({ length: 8 }, async () => readAll((await store.get(id)).stream)));
+      const reads = await Promise.all(
+        Array.from({ length: 8 }, async () => readAll((await store.get(id)).stream)),
+      );
       for (const r of reads) expect(r.equals(data)).to.equal(true);
     });
   });

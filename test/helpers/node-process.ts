@@ -89,7 +89,9 @@ export async function startNodeProcess(opts: NodeProcessOptions): Promise<NodePr
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new NodeStartError(`storage node exited (${code}) before listening: ${stderr.trim()}`, code, stderr));
+      reject(
+        new NodeStartError(`storage node exited (${code}) before listening: ${stderr.trim()}`, code, stderr),
+      );
     });
   });
   // Keep draining stdout so a chatty node never blocks on a full pipe.

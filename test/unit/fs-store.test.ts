@@ -162,7 +162,13 @@ describe('storage node identity and config', () => {
     }
     expect(err).to.be.instanceOf(ConfigError);
     const problems = (err as ConfigError).problems.join('\n');
-    for (const word of ['--port=abc', '--capacity=lots', '--id=../x', 'S3DFS_CHUNK_SIZE_MAX=0', 'data directory']) {
+    for (const word of [
+      '--port=abc',
+      '--capacity=lots',
+      '--id=../x',
+      'S3DFS_CHUNK_SIZE_MAX=0',
+      'data directory',
+    ]) {
       expect(problems).to.contain(word);
     }
     expect(() => loadNodeConfig(['--bogus'], env)).to.throw(ConfigError, /bogus/);

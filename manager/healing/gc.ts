@@ -1,0 +1,97 @@
+// Garbage collection of the delete queue: chunks that no object or part needs any more (deleted,
+// overwritten, aborted). Their bytes are deleted from every node that has a replica row; a node that
+// cannot be reached makes the chunk wait (backoff through not_before/attempts). Rows go last: the
+// replica row after its bytes, the chunk and queue rows when no replica is left.
+import { classify, eachLimit, type HealContext } from './context.js';
+
+/** Queue rows handled per pass. */
+export const GC_BATCH = 500;
+/** Deletes in flight at once: deletes are cheap for a node, but not free. */
+const GC_CONCURRENCY = 8;
+/** Retry backoff: doubles per attempt from the first delay up to the max. */
+const GC_RETRY_MS_FIRST = 1000;
+const GC_RETRY_MS_MAX = 3_600_000;
+/**
+ * After this many attempts an unreachable node's rows are dropped anyway: its leftover bytes are
+ * orphans then, which the inventory walk deletes if the node ever comes back.
+ */
+export const GC_ATTEMPTS_MAX = 20;
+
+interface QueueRow {
+  id: string | number;
+  chunk_id: string;
+  attempts: number;
+}
+
+export async function gcPass(ctx: HealContext): Promise<void> {
+  const meter = ctx.meters.gc;
+  const rows: QueueRow[] = await ctx
+    .db('delete_queue')
+    .where('not_before', '<=', new Date())
+    .orderBy('not_before')
+    .limit(GC_BATCH)
+    .select('id', 'chunk_id', 'attempts');
+  await eachLimit(rows, GC_CONCURRENCY, async (row) => {
+    try {
+      await collectOne(ctx, row);
+    } catch (err) {
+      meter.fail();
+      ctx.log.warn({ err, chunkId: row.chunk_id }, 'garbage collection of a chunk failed');
+      await retryLater(ctx, row);
+    }
+  });
+  const left = await ctx
+    .db('delete_queue as q')
+    .leftJoin('chunks as c', 'c.id', 'q.chunk_id')
+    .first(ctx.db.raw('count(*) as n'), ctx.db.raw('coalesce(sum(c.size), 0) as bytes'));
+  meter.queued = Number(left?.n ?? 0);
+  meter.queuedBytes = Number(left?.bytes ?? 0);
+  meter.lastPassAt = Date.now();
+}
+
+async function collectOne(ctx: HealContext, row: QueueRow): Promise<void> {
+  const { db } = ctx;
+  const chunk = await db('chunks').where({ id: row.chunk_id }).first('id', 'size', 'object_id', 'part_id');
+  if (!chunk || chunk.object_id !== null || chunk.part_id !== null) {
+    // Already gone, or needed again (attached to an object or part): not garbage.
+    await db('delete_queue').where({ id: row.id }).delete();
+    return;
+  }
+  const replicas: { node_id: string }[] = await db('chunk_replicas')
+    .where({ chunk_id: chunk.id })
+    .select('node_id');
+  let unreachable = 0;
+  for (const { node_id: nodeId } of replicas) {
+    const cls = classify(ctx, nodeId);
+    const client = cls === 'gone' ? undefined : ctx.clients.get(nodeId);
+    try {
+      // A node that is down refuses quickly enough; a 404 is success (store.delete is idempotent).
+      if (client && cls !== 'lost') await client.delete(chunk.id);
+      else if (client && row.attempts < GC_ATTEMPTS_MAX) throw new Error(`node ${nodeId} is down`);
+    } catch (err) {
+      if (row.attempts + 1 < GC_ATTEMPTS_MAX) {
+        unreachable += 1;
+        ctx.log.debug({ err: String(err), chunkId: chunk.id, nodeId }, 'delete deferred');
+        continue;
+      }
+    }
+    await db('chunk_replicas').where({ chunk_id: chunk.id, node_id: nodeId }).delete();
+  }
+  if (unreachable > 0) {
+    await retryLater(ctx, row);
+    return;
+  }
+  await db.transaction(async (trx) => {
+    await trx('chunks').where({ id: chunk.id }).whereNull('object_id').whereNull('part_id').delete();
+    await trx('delete_queue').where({ id: row.id }).delete();
+  });
+  ctx.meters.gc.record(Number(chunk.size));
+}
+
+async function retryLater(ctx: HealContext, row: QueueRow): Promise<void> {
+  const delay = Math.min(GC_RETRY_MS_MAX, GC_RETRY_MS_FIRST * 2 ** row.attempts);
+  await ctx
+    .db('delete_queue')
+    .where({ id: row.id })
+    .update({ attempts: row.attempts + 1, not_before: new Date(Date.now() + delay) });
+}

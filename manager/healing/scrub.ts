@@ -1,0 +1,105 @@
+// Scrubbing: every replica is re-read in the background at a bounded byte rate. The node verifies a
+// whole-chunk read against the sha256 in its file name (on mismatch it cuts the connection and
+// quarantines the file); the manager hashes what it receives as well, so a node that does not
+// check is still caught. A bad or vanished replica is marked corrupt and repair replaces it.
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { NodeClient } from '../../lib/node-client.js';
+import { classify, type HealContext } from './context.js';
+
+/** Replicas fetched from metadata at a time. */
+const SCRUB_PAGE = 100;
+/** Unused credit is kept for at most this long, so a slow pass does not turn into a burst. */
+const SCRUB_BURST_MS = 5000;
+/** The node quarantines a bad chunk just after the failed read; give the rename this long. */
+const QUARANTINE_SETTLE_MS = 200;
+
+export class Scrubber {
+  private cursor: { chunkId: string; nodeId: string } | undefined;
+  private credit = 0;
+  private lastAt = Date.now();
+
+  constructor(private readonly ctx: HealContext) {}
+
+  async pass(): Promise<void> {
+    const { ctx } = this;
+    const rate = ctx.config.scrubBytesPerSec;
+    const now = Date.now();
+    if (rate <= 0) return;
+    this.credit = Math.min(this.credit + (rate * (now - this.lastAt)) / 1000, (rate * SCRUB_BURST_MS) / 1000);
+    this.lastAt = now;
+    while (this.credit > 0) {
+      const q = ctx
+        .db('chunk_replicas as r')
+        .join('chunks as c', 'c.id', 'r.chunk_id')
+        .where('r.state', 'ok')
+        .orderBy([
+          { column: 'r.chunk_id', order: 'asc' },
+          { column: 'r.node_id', order: 'asc' },
+        ])
+        .limit(SCRUB_PAGE)
+        .select('r.chunk_id', 'r.node_id', 'c.size', 'c.sha256');
+      const cur = this.cursor;
+      if (cur) {
+        q.andWhere((b) =>
+          b
+            .where('r.chunk_id', '>', cur.chunkId)
+            .orWhere((b2) => b2.where('r.chunk_id', cur.chunkId).andWhere('r.node_id', '>', cur.nodeId)),
+        );
+      }
+      const rows: { chunk_id: string; node_id: string; size: string; sha256: string }[] = await q;
+      if (rows.length === 0) {
+        this.cursor = undefined; // a full cycle is done; start over
+        ctx.meters.scrub.queued = 0;
+        break;
+      }
+      for (const row of rows) {
+        if (this.credit <= 0) break;
+        this.cursor = { chunkId: row.chunk_id, nodeId: row.node_id };
+        if (classify(ctx, row.node_id) !== 'up') continue;
+        this.credit -= Number(row.size);
+        await this.check(row.chunk_id, row.node_id, Number(row.size), row.sha256);
+      }
+    }
+    ctx.meters.scrub.lastPassAt = Date.now();
+  }
+
+  private async check(chunkId: string, nodeId: string, size: number, sha256: string): Promise<void> {
+    const { ctx } = this;
+    const client = ctx.clients.get(nodeId);
+    if (!client) return;
+    const verdict = await verifyReplica(client, chunkId, size, sha256);
+    ctx.meters.scrub.record(verdict === 'unknown' ? 0 : size);
+    if (verdict !== 'corrupt') return;
+    ctx.meters.scrub.corruptFound += 1;
+    await ctx.db('chunk_replicas').where({ chunk_id: chunkId, node_id: nodeId }).update({ state: 'corrupt' });
+    ctx.log.warn({ chunkId, nodeId }, 'scrub found a bad replica; marked corrupt for repair');
+  }
+}
+
+/**
+ * Reads a whole replica and checks its size and sha256: `corrupt` when the bytes are wrong or the
+ * node no longer has them (it quarantines a chunk that fails its own check), `unknown` when the
+ * node could not be asked.
+ */
+export async function verifyReplica(
+  client: NodeClient,
+  chunkId: string,
+  size: number,
+  sha256: string,
+): Promise<'ok' | 'corrupt' | 'unknown'> {
+  try {
+    const got = await client.get(chunkId);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const piece of got.stream as AsyncIterable<Buffer>) {
+      hash.update(piece);
+      bytes += piece.length;
+    }
+    return bytes === size && hash.digest('hex') === sha256 ? 'ok' : 'corrupt';
+  } catch {
+    await sleep(QUARANTINE_SETTLE_MS);
+    const info = await client.head(chunkId).catch(() => 'unreachable' as const);
+    return info === undefined ? 'corrupt' : 'unknown';
+  }
+}
