@@ -17,6 +17,7 @@ import {
 import {
   BadRequest,
   Conflict,
+  Corrupt,
   type DomainError,
   InsufficientStorage,
   NotFound,
@@ -319,6 +320,9 @@ function errorFor(res: IncomingMessage, reply: object): DomainError {
       return new PayloadTooLarge(message);
     case 416:
       return new RangeNotSatisfiable(message);
+    case 500:
+      if ((reply as { error?: unknown }).error === 'Corrupt') return new Corrupt(message);
+      return new Unavailable(message);
     case 507:
       return new InsufficientStorage(message);
     default:

@@ -305,6 +305,7 @@ class NodeHandler {
 
   private async fail(req: IncomingMessage, res: ServerResponse, err: unknown, log: Logger): Promise<void> {
     const status = statusOf(err);
+    if (err instanceof Corrupt) this.counters.corruptions += 1;
     if (status >= 500) {
       this.counters.errors += 1;
       log.error({ err }, 'request failed');
@@ -316,7 +317,7 @@ class NodeHandler {
     // The client went away mid-upload: nobody is left to answer.
     if (req.destroyed && !req.complete) return;
     if (!req.complete) await this.drainOrClose(req, res, status);
-    const message = status === 500 ? 'internal error' : (err as Error).message;
+    const message = status === 500 && !(err instanceof Corrupt) ? 'internal error' : (err as Error).message;
     sendJson(res, status, { error: errorName(err, status), message });
   }
 
@@ -369,10 +370,13 @@ function statusOf(err: unknown): number {
   if (err instanceof Conflict) return 409;
   if (err instanceof InsufficientStorage) return 507;
   if (err instanceof Unavailable) return 503;
+  // A corrupt chunk is named as such, so the reader fails over and reports it for repair.
+  if (err instanceof Corrupt) return 500;
   return 500;
 }
 
 function errorName(err: unknown, status: number): string {
+  if (err instanceof Corrupt) return 'Corrupt';
   return status === 500 ? 'InternalError' : (err as Error).name;
 }
 

@@ -10,7 +10,7 @@
 // and its hash durable: there is no window where one exists without the other, and reads and the
 // inventory never rehash.
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { createReadStream, constants as fsConstants } from 'node:fs';
 import {
   type FileHandle,
   mkdir,
@@ -175,6 +175,14 @@ export class FsChunkStore implements ChunkStore {
         const r = clampRange(range, size);
         const stream = fh.createReadStream({ start: r.start, end: r.end, highWaterMark: readPieceBytes });
         return { stream, size, length: r.end - r.start + 1, sha256: found.sha256, range: r };
+      }
+      // Verify before sending: a reader that has already forwarded bytes cannot take them back, so
+      // a corrupt replica must fail before its first byte (the gateway then reads another one).
+      // The second pass is mostly served by the page cache; the stream below re-checks it.
+      const actual = await hashFile(found.file);
+      if (actual !== found.sha256) {
+        this.quarantine(id, found.file, st.ino);
+        throw new Corrupt(`chunk ${id}: stored bytes hash to ${actual}, expected ${found.sha256}`);
       }
       const raw = fh.createReadStream({ highWaterMark: readPieceBytes });
       const verify = new VerifyingStream(found.sha256, () => this.quarantine(id, found.file, st.ino));
@@ -411,6 +419,13 @@ class VerifyingStream extends Transform {
     }
     cb(null, this.held);
   }
+}
+
+async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const piece of createReadStream(file, { highWaterMark: readPieceBytes }))
+    hash.update(piece as Buffer);
+  return hash.digest('hex');
 }
 
 function checkId(id: string): void {

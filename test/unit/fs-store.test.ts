@@ -83,7 +83,7 @@ describe('FsChunkStore on disk', () => {
     expect((await store.list(mid, 3)).chunks.map((c) => c.id)).to.deep.equal(ids.slice(2501, 2504));
   });
 
-  it('fails a whole read of a corrupt chunk before its end, quarantines it and counts it', async () => {
+  it('refuses a whole read of a corrupt chunk before its first byte, quarantines it and counts it', async () => {
     const store = await openStore(dir);
     const id = newChunkId();
     const data = Buffer.alloc(600_000, 7);
@@ -94,11 +94,8 @@ describe('FsChunkStore on disk', () => {
     bytes[12345] ^= 0xff;
     await writeFile(file, bytes);
 
-    const got = await store.get(id);
-    const received: Buffer[] = [];
-    got.stream.on('data', (b: Buffer) => received.push(b));
-    await expectReject(readAll(got.stream), Corrupt);
-    expect(Buffer.concat(received).length).to.be.below(data.length);
+    // Nothing is handed out: a reader can fail over without having forwarded bad bytes.
+    await expectReject(store.get(id), Corrupt);
     // Quarantine runs right after the failed check; give it a moment.
     for (let i = 0; i < 50 && (await store.head(id)); i++) await new Promise((r) => setTimeout(r, 10));
     expect(await store.head(id)).to.equal(undefined);
