@@ -79,15 +79,13 @@ for (const engine of engines()) {
     });
 
     it('stores jsonb user metadata and bigints', async () => {
-      await t
-        .db('objects')
-        .insert({
-          bucket: 'b',
-          key: 'big',
-          size: 5 * 1024 ** 3,
-          etag: 'e',
-          user_meta: JSON.stringify({ k: 'v' }),
-        });
+      await t.db('objects').insert({
+        bucket: 'b',
+        key: 'big',
+        size: 5 * 1024 ** 3,
+        etag: 'e',
+        user_meta: JSON.stringify({ k: 'v' }),
+      });
       const row = await t.db('objects').where({ bucket: 'b', key: 'big' }).first();
       expect(Number(row.size)).to.equal(5 * 1024 ** 3);
       expect(row.user_meta).to.deep.equal({ k: 'v' });
