@@ -48,6 +48,12 @@ start_docker() {
   export S3DFS_TEST_DOCKER=1
 }
 
+# Containers and volumes left by an earlier run on this machine would hold the test port pools.
+remove_test_containers() {
+  docker ps -aq --filter label=s3dfs.node-id | xargs -r docker rm -f >/dev/null
+  docker volume ls -q --filter label=s3dfs.node-id | xargs -r docker volume rm >/dev/null
+}
+
 # No image can be pulled here: build a minimal base image from the host's own Node and the
 # libraries it links, and hand it to the Dockerfile as its base image.
 build_node_base_image() {

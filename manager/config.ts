@@ -119,7 +119,12 @@ export function loadManagerConfig(env: Env = process.env): ManagerConfig {
     // A week, like common S3 lifecycle rules for incomplete uploads; at most a year.
     uploadExpiryMs: r.int('S3DFS_UPLOAD_EXPIRY_MS', 7 * 86_400_000, 1, 365 * 86_400_000),
     // Expiry is coarse; a pass every 10 minutes costs one indexed query.
-    uploadExpiryCheckMs: r.int('S3DFS_UPLOAD_EXPIRY_CHECK_MS', 600_000, LIMITS.healthIntervalMsMin, 86_400_000),
+    uploadExpiryCheckMs: r.int(
+      'S3DFS_UPLOAD_EXPIRY_CHECK_MS',
+      600_000,
+      LIMITS.healthIntervalMsMin,
+      86_400_000,
+    ),
     heal: loadHealConfig(r),
   };
   r.check(

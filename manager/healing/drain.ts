@@ -29,8 +29,13 @@ export class DrainTracker {
       out.push({ nodeId: id, replicasLeft, bytesLeft, done });
       if (done && !this.completed.has(id)) {
         this.completed.add(id);
-        await ctx.db('node_events').insert({ node_id: id, from: 'draining', to: 'draining', reason: DRAIN_COMPLETE_REASON });
-        ctx.log.info({ nodeId: id, from: 'draining', to: 'draining', reason: DRAIN_COMPLETE_REASON }, 'node state');
+        await ctx
+          .db('node_events')
+          .insert({ node_id: id, from: 'draining', to: 'draining', reason: DRAIN_COMPLETE_REASON });
+        ctx.log.info(
+          { nodeId: id, from: 'draining', to: 'draining', reason: DRAIN_COMPLETE_REASON },
+          'node state',
+        );
       }
       if (!done) this.completed.delete(id);
     }

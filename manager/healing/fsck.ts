@@ -109,7 +109,10 @@ export async function fsck(ctx: HealContext, uploadExpiryMs: number): Promise<Fs
   const pendingCount = await ctx.db('delete_queue').count({ n: '*' });
   findings.pendingDeletes = { n: Number(pendingCount[0].n), ex: pending };
 
-  const counts = Object.fromEntries(Object.entries(findings).map(([k, v]) => [k, v.n])) as Record<Finding, number>;
+  const counts = Object.fromEntries(Object.entries(findings).map(([k, v]) => [k, v.n])) as Record<
+    Finding,
+    number
+  >;
   const examples = Object.fromEntries(Object.entries(findings).map(([k, v]) => [k, v.ex])) as Record<
     Finding,
     string[]
@@ -129,7 +132,11 @@ export async function fsck(ctx: HealContext, uploadExpiryMs: number): Promise<Fs
 
 type Note = (f: Finding, example: string, n?: number) => void;
 
-async function checkChunks(ctx: HealContext, ring: Ring, note: Note): Promise<{ chunks: number; replicas: number }> {
+async function checkChunks(
+  ctx: HealContext,
+  ring: Ring,
+  note: Note,
+): Promise<{ chunks: number; replicas: number }> {
   const R = ctx.replication;
   let cursor: string | undefined;
   let chunks = 0;
@@ -156,13 +163,18 @@ async function checkChunks(ctx: HealContext, ring: Ring, note: Note): Promise<{ 
       const reps = by.get(id) ?? [];
       replicas += reps.length;
       for (const r of reps) if (r.state !== 'ok') note('corrupt', `${id}@${r.node_id}`);
-      const up = reps.filter((r) => r.state === 'ok' && classify(ctx, r.node_id) === 'up').map((r) => r.node_id);
+      const up = reps
+        .filter((r) => r.state === 'ok' && classify(ctx, r.node_id) === 'up')
+        .map((r) => r.node_id);
       if (up.length === 0) note('missing', id);
       else if (up.length < R) note('underReplicated', id);
       else if (up.length > R) note('surplus', id, up.length - R);
       const placement = new Set(ring.place(id, R).map((n) => n.id));
       const off = reps.filter(
-        (r) => r.state === 'ok' && (classify(ctx, r.node_id) === 'draining' || (classify(ctx, r.node_id) === 'up' && !placement.has(r.node_id))),
+        (r) =>
+          r.state === 'ok' &&
+          (classify(ctx, r.node_id) === 'draining' ||
+            (classify(ctx, r.node_id) === 'up' && !placement.has(r.node_id))),
       );
       if (up.length >= R && off.length > 0) note('misplaced', `${id}@${off[0].node_id}`, off.length);
     }
@@ -193,7 +205,11 @@ async function checkInventory(
     const tracked = new Set<string>(
       ids.length === 0
         ? []
-        : await ctx.db('chunk_replicas').where({ node_id: nodeId }).whereIn('chunk_id', ids).pluck('chunk_id'),
+        : await ctx
+            .db('chunk_replicas')
+            .where({ node_id: nodeId })
+            .whereIn('chunk_id', ids)
+            .pluck('chunk_id'),
     );
     for (const e of page.chunks) {
       listed.add(e.id);

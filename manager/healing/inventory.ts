@@ -51,7 +51,10 @@ export class InventoryWalker {
       const status = state.row.status;
       // A node that came back (or restarted, perhaps on an empty volume) is walked at once.
       const uptime = state.health?.uptimeSec;
-      if (status === 'up' && (w.lastStatus !== 'up' || (uptime !== undefined && uptime < (w.lastUptimeSec ?? 0)))) {
+      if (
+        status === 'up' &&
+        (w.lastStatus !== 'up' || (uptime !== undefined && uptime < (w.lastUptimeSec ?? 0)))
+      ) {
         w.due = true;
         w.cursor = undefined;
       }
@@ -111,7 +114,8 @@ export class InventoryWalker {
     for (const e of entries) {
       const c = chunks.get(e.id);
       if (!c) {
-        if (now - e.mtimeMs >= ctx.config.orphanGraceMs) await this.deleteOrphan(nodeId, e.id, 'no chunk row');
+        if (now - e.mtimeMs >= ctx.config.orphanGraceMs)
+          await this.deleteOrphan(nodeId, e.id, 'no chunk row');
         continue;
       }
       if (tracked.has(e.id)) continue;

@@ -60,7 +60,8 @@ export class Rebalancer {
       meter.queued = Math.max(meter.queued, this.found.chunks);
       meter.queuedBytes = Math.max(meter.queuedBytes, this.found.bytes);
       const batch = misplaced.slice(0, REBALANCE_MOVES_PER_PASS - moved);
-      if (batch.length < misplaced.length) this.cursor = batch.length > 0 ? batch[batch.length - 1].id : this.cursor;
+      if (batch.length < misplaced.length)
+        this.cursor = batch.length > 0 ? batch[batch.length - 1].id : this.cursor;
       moved += batch.length;
       await eachLimit(batch, ctx.config.repairConcurrency, async (chunk) => {
         try {

@@ -56,7 +56,12 @@ export async function withReplicas(
     list.push({ nodeId: r.node_id, state: r.state });
     by.set(r.chunk_id, list);
   }
-  return chunks.map((c) => ({ id: c.id, size: Number(c.size), sha256: c.sha256, replicas: by.get(c.id) ?? [] }));
+  return chunks.map((c) => ({
+    id: c.id,
+    size: Number(c.size),
+    sha256: c.sha256,
+    replicas: by.get(c.id) ?? [],
+  }));
 }
 
 /**
@@ -67,17 +72,23 @@ export async function repairCandidates(
   ctx: HealContext,
   limit: number,
 ): Promise<{ chunks: ChunkWork[]; count: number; bytes: number }> {
-  const counting = inList(countingNodeIds(ctx));
+  const now = Date.now();
+  const counting = inList(countingNodeIds(ctx, now));
+  // Chunks with no readable replica cannot be repaired now; they go last so they never crowd out
+  // the batch of those that can.
+  const readable = inList([...ctx.monitor.nodes.keys()].filter((id) => classify(ctx, id, now) !== 'lost'));
   const inner = `select c.id, c.size, c.sha256,
         count(r.node_id) filter (where r.state = 'ok' and r.node_id in ${counting.sql}) as counted,
+        count(r.node_id) filter (where r.state = 'ok' and r.node_id in ${readable.sql}) as readable,
         count(r.node_id) filter (where r.state <> 'ok') as bad
       from chunks c left join chunk_replicas r on r.chunk_id = c.id
      where c.object_id is not null or c.part_id is not null
      group by c.id`;
   const where = 'where t.counted < ? or t.bad > 0';
-  const bindings = [...counting.bindings, ctx.replication];
+  const bindings = [...counting.bindings, ...readable.bindings, ctx.replication];
   const rows = await ctx.db.raw(
-    `select t.id, t.size, t.sha256 from (${inner}) t ${where} order by t.counted, t.id limit ?`,
+    `select t.id, t.size, t.sha256 from (${inner}) t ${where}
+      order by (t.readable = 0 and t.bad = 0), t.counted, t.id limit ?`,
     [...bindings, limit],
   );
   const total = await ctx.db.raw(
@@ -241,14 +252,16 @@ async function copyReplica(
       ctx.log.info({ err: String(err), chunkId: chunk.id, source, target }, 'chunk copy failed');
       const still = await from.head(chunk.id).catch(() => 'unknown' as const);
       if (still === undefined) {
-        await ctx.db('chunk_replicas')
+        await ctx
+          .db('chunk_replicas')
           .where({ chunk_id: chunk.id, node_id: source })
           .update({ state: 'corrupt' });
       }
       continue;
     }
     try {
-      await ctx.db('chunk_replicas')
+      await ctx
+        .db('chunk_replicas')
         .insert({ chunk_id: chunk.id, node_id: target, state: 'ok' })
         .onConflict(['chunk_id', 'node_id'])
         .merge({ state: 'ok' });

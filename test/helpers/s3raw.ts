@@ -213,3 +213,14 @@ export function errorCode(text: string): string | undefined {
 export function xmlField(text: string, name: string): string | undefined {
   return new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
 }
+
+/**
+ * Cluster env for tests that are not about node failures: two shared cores under load can delay a
+ * 200 ms health probe, and a node flapping to `down` would turn unrelated writes into 503s.
+ * Healing is off so nothing repairs or moves what a test arranged.
+ */
+export const steadyEnv = {
+  S3DFS_PROBE_TIMEOUT_MS: '2000',
+  S3DFS_DOWN_AFTER_MS: '15000',
+  S3DFS_HEAL_INTERVAL_MS: '0',
+};

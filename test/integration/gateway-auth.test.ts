@@ -15,6 +15,7 @@ import {
   signedSend,
   signHeaders,
   signingKey,
+  steadyEnv,
   unsignedTrailerBody,
   xmlField,
 } from '../helpers/s3raw.js';
@@ -48,7 +49,7 @@ describe('gateway auth and malformed input', function () {
   }
 
   before(async () => {
-    c = await startTestCluster({ portBase: 20300, chunkSize: 4096 });
+    c = await startTestCluster({ portBase: 20300, chunkSize: 4096, env: steadyEnv });
     const res = await signedSend(c, { method: 'PUT', path: `/${bucket}` });
     expect(res.status, res.text).to.equal(200);
     const put = await signedSend(c, { method: 'PUT', path: keyPath(bucket, 'hello'), body: 'hello world' });

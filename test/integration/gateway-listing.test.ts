@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { signedSend, xmlField } from '../helpers/s3raw.js';
+import { signedSend, steadyEnv, xmlField } from '../helpers/s3raw.js';
 
 const bucket = 'listing';
 
@@ -85,7 +85,7 @@ describe('gateway listing', function () {
   const keys = makeKeys();
 
   before(async () => {
-    c = await startTestCluster({ portBase: 20200 });
+    c = await startTestCluster({ portBase: 20200, env: steadyEnv });
     s3 = c.client();
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     const queue = [...keys];

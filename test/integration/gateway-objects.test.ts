@@ -25,7 +25,7 @@ import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { expect } from 'chai';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { engines } from '../helpers/db.js';
-import { errorCode, keyPath, signedSend } from '../helpers/s3raw.js';
+import { errorCode, keyPath, signedSend, steadyEnv } from '../helpers/s3raw.js';
 
 const chunk = 64 * 1024;
 
@@ -128,7 +128,7 @@ for (const engine of engines()) {
         // The cluster opens its own pool on this database; ours only has to drop it at the end.
         closeDb = () => t.close();
       }
-      c = await startTestCluster({ portBase: base, chunkSize: chunk, databaseUrl });
+      c = await startTestCluster({ portBase: base, chunkSize: chunk, databaseUrl, env: steadyEnv });
     });
     after(async () => {
       await c?.stop();

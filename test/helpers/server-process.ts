@@ -1,0 +1,115 @@
+// Starts the real `s3dfs server` (`node <outDir>/bin/s3dfs.js server`) as a user runs it, reads the
+// endpoint and credentials from its banner, and waits until the management API reports every
+// storage node up.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { binPath } from './node-process.js';
+
+// Migrations, the manager and three node processes on a busy 2-core machine.
+const startTimeoutMsDefault = 60_000;
+// SIGTERM gets this long to stop nodes and close the database before SIGKILL.
+const stopTimeoutMs = 10_000;
+
+export interface ServerProcessOptions {
+  dataDir: string;
+  /** First port of a private 100-port pool for this server's storage nodes. */
+  portBase: number;
+  nodes?: number;
+  chunkSize?: string;
+  adminToken: string;
+  env?: Record<string, string>;
+  startTimeoutMs?: number;
+}
+
+export interface ServerProcess {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  managerUrl: string;
+  adminToken: string;
+  dataDir: string;
+  proc: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startServerProcess(opts: ServerProcessOptions): Promise<ServerProcess> {
+  const nodes = opts.nodes ?? 3;
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    S3DFS_DATA_DIR: opts.dataDir,
+    S3DFS_NODES: String(nodes),
+    S3DFS_CHUNK_SIZE: opts.chunkSize ?? '1MiB',
+    S3DFS_PORT_POOL: `${opts.portBase}-${opts.portBase + 99}`,
+    S3DFS_S3_PORT: '0',
+    S3DFS_ADMIN_PORT: '0',
+    S3DFS_ADMIN_TOKEN: opts.adminToken,
+    S3DFS_HEALTH_INTERVAL_MS: '200',
+    S3DFS_RING_REFRESH_MS: '100',
+    ...opts.env,
+  };
+  // Credentials come from the banner, as a user gets them, not from the environment.
+  delete env.S3DFS_ACCESS_KEY;
+  delete env.S3DFS_SECRET_KEY;
+  delete env.DATABASE_URL;
+  const proc = spawn(process.execPath, [binPath, 'server'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = once(proc, 'exit');
+  const stop = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), stopTimeoutMs);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const deadline = Date.now() + (opts.startTimeoutMs ?? startTimeoutMsDefault);
+  const field = (label: string) => new RegExp(`^\\s*${label}\\s+(\\S+)`, 'm').exec(out)?.[1];
+  try {
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`s3dfs server exited with ${proc.exitCode}:\n${out}`);
+      if (field('management API')) break;
+      if (Date.now() > deadline) throw new Error(`s3dfs server printed no banner in time:\n${out}`);
+      await sleep(50);
+    }
+    const managerUrl = field('management API')!;
+    for (;;) {
+      const res = await fetch(`${managerUrl}/api/cluster`, {
+        headers: { authorization: `Bearer ${opts.adminToken}` },
+      }).catch(() => undefined);
+      if (res?.ok && ((await res.json()) as { nodesUp: number }).nodesUp >= nodes) break;
+      if (Date.now() > deadline) throw new Error(`s3dfs server: ${nodes} nodes not up in time:\n${out}`);
+      await sleep(100);
+    }
+    // The gateway polls the ring; give it one refresh so the first write sees every node.
+    await sleep(300);
+    return {
+      endpoint: field('S3 endpoint')!,
+      accessKey: field('access key')!,
+      secretKey: field('secret key')!,
+      managerUrl,
+      adminToken: opts.adminToken,
+      dataDir: opts.dataDir,
+      proc,
+      output: () => out,
+      async stop() {
+        await stop();
+        rmSync(opts.dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
