@@ -12,6 +12,8 @@ install_packages() {
   command -v rclone >/dev/null || want+=(rclone)
   command -v s3cmd >/dev/null || want+=(s3cmd)
   command -v curl >/dev/null || want+=(curl)
+  command -v docker-compose >/dev/null || want+=(docker-compose)
+  [ -x /usr/bin/chromium ] || want+=(chromium)
   if [ ${#want[@]} -gt 0 ]; then
     echo "installing: ${want[*]}"
     apt-get update -qq
