@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The one binary: `s3dfs server` (everything, embedded defaults), or one piece at a time.
 import { ConfigError } from '../lib/config.js';
+import { ADMIN_COMMANDS, adminUsage } from './cli.js';
 
 const usage = `usage: s3dfs <command> [options]
 
@@ -9,7 +10,10 @@ commands:
   gateway                     the S3 gateway alone (needs DATABASE_URL and a manager)
   manager                     the manager alone
   node --port P --data DIR    one storage node
+  migrate                     bring the metadata database to the latest schema, then exit
   help                        this text
+
+${adminUsage}
 
 Configuration is read from S3DFS_* environment variables; see the README.`;
 
@@ -24,6 +28,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import('../manager/main.js')).runManager(args);
     case 'node':
       return (await import('../storage-node/main.js')).runNode(args);
+    case 'migrate':
+      return (await import('./migrate.js')).runMigrate(args);
     case undefined:
     case 'help':
     case '--help':
@@ -31,6 +37,8 @@ async function main(argv: string[]): Promise<void> {
       console.log(usage);
       return;
     default:
+      if ((ADMIN_COMMANDS as readonly string[]).includes(command))
+        return (await import('./cli.js')).runAdmin(command, args);
       console.error(`s3dfs: unknown command '${command}'\n\n${usage}`);
       process.exitCode = 2;
   }

@@ -101,6 +101,10 @@ const drainBytesMax = 1024 * 1024;
 function drainOrClose(koa: Koa.Context): void {
   const req = koa.req;
   if (req.readableEnded || req.complete) return;
+  // A handler may have piped the body into a decoder that its error tore down: the pipe then pauses
+  // the request (unpipe() pauses), the unread rest stays on the socket, and a keep-alive client's
+  // next request on it hangs behind it. Detach those pipes so the resume() below really drains.
+  req.unpipe();
   const length = Number(req.headers['content-length'] ?? Number.NaN);
   if (Number.isFinite(length) && length <= drainBytesMax) {
     req.resume();

@@ -2,11 +2,14 @@
 // { error: { code, message } }. Routes are thin; the work is in the Manager they are given.
 import { timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
+import type { Knex } from 'knex';
 import Koa from 'koa';
 import { BadRequest, Conflict, DomainError, NotFound, Unavailable } from '../lib/errors.js';
 import { randomId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import { LIMITS } from './config.js';
+import { consoleStatic, registerConsoleRoutes } from './console.js';
+import { registerKeyRoutes } from './keys.js';
 import type { ClusterOps } from './manager.js';
 
 /** Request bodies are tiny ({count, zone, capacityBytes}); anything bigger is a mistake. */
@@ -33,7 +36,7 @@ function toApiError(err: unknown): ApiError | undefined {
   return undefined;
 }
 
-export function createApi(ops: ClusterOps, adminToken: string, logger: Logger): Koa {
+export function createApi(ops: ClusterOps, adminToken: string, logger: Logger, db?: Knex): Koa {
   const app = new Koa();
   const expected = Buffer.from(`Bearer ${adminToken}`);
 
@@ -61,6 +64,7 @@ export function createApi(ops: ClusterOps, adminToken: string, logger: Logger): 
     );
   });
 
+  app.use(consoleStatic()); // the console's page and bundle: public, it holds no secrets
   app.use(async (ctx, next) => {
     if (ctx.method === 'GET' && ctx.path === '/health') return next();
     const got = Buffer.from(ctx.get('authorization'));
@@ -159,6 +163,8 @@ export function createApi(ops: ClusterOps, adminToken: string, logger: Logger): 
     ctx.body = { events: await ops.events(limit, node) };
   });
 
+  if (db) registerKeyRoutes(router, db);
+  if (db) registerConsoleRoutes(router, { ops, db });
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));
   app.use((ctx) => {

@@ -260,7 +260,7 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
     checkIntervalMs: config.uploadExpiryCheckMs,
   });
 
-  const app = createApi(ops, adminToken, log.child({ component: 'admin-api' }));
+  const app = createApi(ops, adminToken, log.child({ component: 'admin-api' }), db);
   const server = http.createServer(app.callback());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

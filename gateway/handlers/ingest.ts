@@ -55,9 +55,15 @@ function openBody(r: RequestCtx, algorithm?: ChecksumAlgorithm): Body {
     md5Hex: md5 !== undefined ? parseContentMd5(md5) : undefined,
   });
   const onError = () => {};
-  const stream = decoder
-    ? pipeline(r.koa.req, decoder, verifier, onError)
-    : pipeline(r.koa.req, verifier, onError);
+  // The request itself stays out of pipeline(): on any failure pipeline would destroy it, and a
+  // destroyed request whose body is still arriving makes Node stop reading its keep-alive socket,
+  // so the client's next request on it hangs. It is only piped; app.ts drains or closes it after an
+  // error, and a client abort still fails the body stream.
+  const req = r.koa.req;
+  const first = decoder ?? verifier;
+  req.on('error', (err) => first.destroy(err));
+  req.pipe(first);
+  const stream = decoder ? pipeline(decoder, verifier, onError) : verifier;
   return { stream, size, verifier };
 }
 

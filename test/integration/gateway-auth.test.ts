@@ -2,7 +2,8 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { expect } from 'chai';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import type { ProcessRuntime } from '../../manager/runtime/process.js';
+import { startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
 import {
   errorCode,
   keyPath,
@@ -48,14 +49,28 @@ describe('gateway auth and malformed input', function () {
     expect(list.text).not.to.contain(`<Key>${key}</Key>`);
   }
 
+  let pids: (number | undefined)[] = [];
+  const nodePids = () => c.manager.ring().nodes.map((n) => (c.manager.runtime as ProcessRuntime).pid(n.id));
+  /** A gateway aborting a chunk upload (client sent a bad body) must not take storage nodes down. */
+  async function expectNodesSurvived(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 300));
+    expect(nodePids(), 'storage node processes restarted').to.deep.equal(pids);
+  }
+
   before(async () => {
     c = await startTestCluster({ portBase: 20300, chunkSize: 4096, env: steadyEnv });
     const res = await signedSend(c, { method: 'PUT', path: `/${bucket}` });
     expect(res.status, res.text).to.equal(200);
     const put = await signedSend(c, { method: 'PUT', path: keyPath(bucket, 'hello'), body: 'hello world' });
     expect(put.status, put.text).to.equal(200);
+    pids = nodePids();
   });
   after(async () => c?.stop());
+  // One failure must not cascade into the next test as 503s: start each with every node up.
+  beforeEach(async () => {
+    await waitFor(() => c.gateway.cluster.snapshot.nodes.every((n) => n.status === 'up'), 20_000);
+    pids = nodePids();
+  });
 
   describe('credentials and signatures', () => {
     it('accepts a correctly signed request and tags it with a request id', async () => {
@@ -171,6 +186,7 @@ describe('gateway auth and malformed input', function () {
       const res = await streamingSigned('streamed-tampered', Buffer.from('abcdefghij'.repeat(950)), true);
       expectError(res, 403, 'SignatureDoesNotMatch');
       await expectAbsent('streamed-tampered');
+      await expectNodesSurvived();
     });
 
     function trailerRequest(key: string, body: Buffer, decodedLength: number, extra: Record<string, string> = {}) {
@@ -208,6 +224,7 @@ describe('gateway auth and malformed input', function () {
       const body = unsignedTrailerBody(data, 2000, { 'x-amz-checksum-crc32': crc32Base64(Buffer.from('other')) });
       expectError(await signedSend(c, trailerRequest('trailer-bad', body, data.length), unsignedTrailer), 400, 'BadDigest');
       await expectAbsent('trailer-bad');
+      await expectNodesSurvived();
     });
 
     it('rejects a truncated aws-chunked body with a clean 400 and stores nothing', async () => {
@@ -226,6 +243,7 @@ describe('gateway auth and malformed input', function () {
       const res2 = await signedSend(c, trailerRequest('short', short, data.length), unsignedTrailer);
       expectError(res2, 400, 'IncompleteBody');
       await expectAbsent('short');
+      await expectNodesSurvived();
     });
 
     it('stores nothing when the client disconnects mid-body, and keeps serving', async () => {
@@ -245,6 +263,7 @@ describe('gateway auth and malformed input', function () {
       await new Promise((r) => setTimeout(r, 200));
       await expectAbsent('aborted');
       expect((await get('hello')).status).to.equal(200);
+      await expectNodesSurvived();
     });
 
     it('verifies Content-MD5 (BadDigest when wrong, InvalidDigest when malformed)', async () => {

@@ -1,0 +1,295 @@
+// The workloads, each bounded in count and time, each verifying every byte it reads.
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { Cluster } from './cluster.js';
+import { sleep } from './cluster.js';
+import { bytes, stream, verifyBody } from './data.js';
+import { pool, Recorder, rng } from './stats.js';
+
+export interface Sizes {
+  largeBytes: number;
+  largePartBytes: number;
+  largeQueue: number;
+  mediumBytes: number;
+  mediumCount: number;
+  smallBytes: number;
+  smallCount: number;
+  smallConcurrency: number;
+  listPageKeys: number;
+  listPassesMax: number;
+  rangeBytes: number;
+  rangeCount: number;
+  rangeConcurrency: number;
+  mixedObjectBytes: number;
+  mixedConcurrency: number;
+  mixedSeconds: number;
+  /** Every workload stops at this, finished or not. */
+  workloadTimeLimitMs: number;
+}
+
+export interface Ctx {
+  s3: S3Client;
+  bucket: string;
+  sizes: Sizes;
+  cluster: Cluster;
+  log: (msg: string) => void;
+}
+
+/** Seeds: one per object, so each object's bytes differ and a misplaced read fails. */
+const seed = {
+  large: 1,
+  medium: (i: number) => 100 + i,
+  small: (i: number) => 10_000 + i,
+  mixed: (i: number) => 1_000_000 + i,
+};
+
+const smallKey = (i: number) => `small/${String(i).padStart(6, '0')}`;
+
+export async function largePut(ctx: Ctx): Promise<{ rec: Recorder; landed: boolean }> {
+  const { largeBytes, largePartBytes, largeQueue } = ctx.sizes;
+  const rec = new Recorder('large PUT (multipart)');
+  const landed = await rec.time(async () => {
+    const up = new Upload({
+      client: ctx.s3,
+      params: { Bucket: ctx.bucket, Key: 'large', Body: stream(seed.large, largeBytes) },
+      partSize: largePartBytes,
+      queueSize: largeQueue,
+    });
+    await withTimeout(up.done(), ctx.sizes.workloadTimeLimitMs, () => void up.abort());
+    return largeBytes;
+  });
+  if (!landed) rec.notes.push('multipart upload failed; GET and ranged GET use the 64 MiB object');
+  return { rec, landed };
+}
+
+export async function largeGet(ctx: Ctx): Promise<Recorder> {
+  const rec = new Recorder('large GET');
+  await rec.time(() => getVerified(ctx, 'large', seed.large, ctx.sizes.largeBytes));
+  return rec;
+}
+
+export async function mediumPut(ctx: Ctx): Promise<Recorder> {
+  const { mediumBytes, mediumCount, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`${mib(mediumBytes)} PutObject`);
+  await pool(mediumCount, 1, workloadTimeLimitMs, (i) =>
+    rec.time(async () => {
+      await ctx.s3.send(
+        new PutObjectCommand({
+          Bucket: ctx.bucket,
+          Key: `medium/${i}`,
+          Body: stream(seed.medium(i), mediumBytes),
+          ContentLength: mediumBytes,
+        }),
+      );
+      return mediumBytes;
+    }),
+  );
+  return rec;
+}
+
+export async function mediumGet(ctx: Ctx, written: number): Promise<Recorder> {
+  const { mediumBytes, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`${mib(mediumBytes)} GetObject`);
+  await pool(written, 1, workloadTimeLimitMs, (i) =>
+    rec.time(() => getVerified(ctx, `medium/${i}`, seed.medium(i), mediumBytes)),
+  );
+  return rec;
+}
+
+export async function smallPut(ctx: Ctx): Promise<{ rec: Recorder; written: number }> {
+  const { smallBytes, smallCount, smallConcurrency, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`${kib(smallBytes)} PUT`);
+  const written = await pool(smallCount, smallConcurrency, workloadTimeLimitMs, (i) =>
+    rec.time(async () => {
+      const body = bytes(seed.small(i), 0, smallBytes);
+      await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket, Key: smallKey(i), Body: body }));
+      return smallBytes;
+    }),
+  );
+  return { rec, written };
+}
+
+export async function smallGet(ctx: Ctx, written: number): Promise<Recorder> {
+  const { smallBytes, smallConcurrency, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`${kib(smallBytes)} GET`);
+  await pool(written, smallConcurrency, workloadTimeLimitMs, (i) =>
+    rec.time(() => getVerified(ctx, smallKey(i), seed.small(i), smallBytes)),
+  );
+  return rec;
+}
+
+export async function smallHead(ctx: Ctx, written: number): Promise<Recorder> {
+  const { smallBytes, smallConcurrency, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`${kib(smallBytes)} HEAD`);
+  await pool(written, smallConcurrency, workloadTimeLimitMs, (i) =>
+    rec.time(async () => {
+      const res = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: smallKey(i) }));
+      if (res.ContentLength !== smallBytes) throw new Error(`HEAD ${smallKey(i)}: size ${res.ContentLength}`);
+      return 0;
+    }),
+  );
+  return rec;
+}
+
+export async function smallDelete(ctx: Ctx, written: number): Promise<Recorder> {
+  const { smallBytes, smallConcurrency, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`${kib(smallBytes)} DELETE`);
+  await pool(written, smallConcurrency, workloadTimeLimitMs, (i) =>
+    rec.time(async () => {
+      await ctx.s3.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: smallKey(i) }));
+      return 0;
+    }),
+  );
+  return rec;
+}
+
+/** Full listings of the small/ prefix, page by page; checks every key is there in order. */
+export async function listing(ctx: Ctx, written: number): Promise<Recorder> {
+  const { listPageKeys, listPassesMax, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`ListObjectsV2 (${listPageKeys}/page)`);
+  rec.notes.push(`${written} keys`);
+  const deadline = Date.now() + workloadTimeLimitMs;
+  for (let pass = 0; pass < listPassesMax && Date.now() < deadline; pass++) {
+    let token: string | undefined;
+    let seen = 0;
+    do {
+      const ok = await rec.time(async () => {
+        const res = await ctx.s3.send(
+          new ListObjectsV2Command({
+            Bucket: ctx.bucket,
+            Prefix: 'small/',
+            MaxKeys: listPageKeys,
+            ContinuationToken: token,
+          }),
+        );
+        for (const o of res.Contents ?? []) {
+          if (o.Key !== smallKey(seen)) throw new Error(`listing: expected ${smallKey(seen)}, got ${o.Key}`);
+          seen++;
+        }
+        token = res.IsTruncated ? res.NextContinuationToken : undefined;
+        return 0;
+      });
+      if (!ok) break;
+    } while (token && Date.now() < deadline);
+    if (!token && seen !== written) rec.fail(new Error(`listing: saw ${seen} of ${written} keys`));
+  }
+  return rec;
+}
+
+export async function rangedGets(ctx: Ctx, key: string, objSeed: number, size: number): Promise<Recorder> {
+  const { rangeBytes, rangeCount, rangeConcurrency, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`${mib(rangeBytes)} ranged GET`);
+  rec.notes.push(`random offsets in ${mib(size)} '${key}'`);
+  const next = rng(42);
+  await pool(rangeCount, rangeConcurrency, workloadTimeLimitMs, () => {
+    const offset = Math.floor(next() * (size - rangeBytes));
+    return rec.time(async () => {
+      const res = await ctx.s3.send(
+        new GetObjectCommand({
+          Bucket: ctx.bucket,
+          Key: key,
+          Range: `bytes=${offset}-${offset + rangeBytes - 1}`,
+        }),
+      );
+      return verifyBody(res.Body as AsyncIterable<Uint8Array>, objSeed, offset, rangeBytes, `range ${offset}`);
+    });
+  });
+  return rec;
+}
+
+export const largeKey = { key: 'large', seed: seed.large };
+export const mediumKey = { key: 'medium/0', seed: seed.medium(0) };
+
+/**
+ * Reads and writes at once while one storage node is killed with SIGKILL a third of the way in.
+ * Every error the client sees (after the SDK's own retries) counts.
+ */
+export async function mixedWithFailure(ctx: Ctx): Promise<Recorder> {
+  const { mixedObjectBytes, mixedConcurrency, mixedSeconds } = ctx.sizes;
+  const rec = new Recorder(`mixed ${kib(mixedObjectBytes)} r/w, node killed`);
+  const written: number[] = [];
+  let nextId = 0;
+  const put = async () => {
+    const id = nextId++;
+    const ok = await rec.time(async () => {
+      const body = bytes(seed.mixed(id), 0, mixedObjectBytes);
+      await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket, Key: `mixed/${id}`, Body: body }));
+      return mixedObjectBytes;
+    });
+    if (ok) written.push(id);
+  };
+  for (let i = 0; i < mixedConcurrency * 2; i++) await put();
+  const preload = rec.result();
+  const r = new Recorder(rec.name);
+  r.notes.push(`preload: ${preload.ops} writes, ${preload.errors} errors`);
+
+  const next = rng(7);
+  const endAt = Date.now() + mixedSeconds * 1000;
+  const killAt = Date.now() + (mixedSeconds * 1000) / 3;
+  let errorsBeforeKill: number | undefined;
+  const killer = (async () => {
+    await sleep(killAt - Date.now());
+    errorsBeforeKill = r.errors;
+    const nodes = await ctx.cluster.nodePids().catch(() => []);
+    const victim = nodes[0];
+    if (!victim) {
+      r.notes.push('no storage-node pid found: nothing killed (external endpoint?)');
+      return;
+    }
+    process.kill(victim.pid, 'SIGKILL');
+    ctx.log(`killed storage node ${victim.id} (pid ${victim.pid}, port ${victim.port})`);
+    r.notes.push(`killed node ${victim.id} pid ${victim.pid} at ${Math.round(mixedSeconds / 3)} s`);
+  })();
+  const worker = async () => {
+    while (Date.now() < endAt) {
+      if (next() < 0.5 || written.length === 0) {
+        const id = nextId++;
+        const ok = await r.time(async () => {
+          const body = bytes(seed.mixed(id), 0, mixedObjectBytes);
+          await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket, Key: `mixed/${id}`, Body: body }));
+          return mixedObjectBytes;
+        });
+        if (ok) written.push(id);
+      } else {
+        const id = written[Math.floor(next() * written.length)];
+        await r.time(() => getVerified(ctx, `mixed/${id}`, seed.mixed(id), mixedObjectBytes));
+      }
+    }
+  };
+  await Promise.all([killer, ...Array.from({ length: mixedConcurrency }, worker)]);
+  if (errorsBeforeKill !== undefined) {
+    r.notes.push(`errors before kill: ${errorsBeforeKill}, after: ${r.errors - errorsBeforeKill}`);
+  }
+  return r;
+}
+
+async function getVerified(ctx: Ctx, key: string, objSeed: number, size: number): Promise<number> {
+  const res = await ctx.s3.send(new GetObjectCommand({ Bucket: ctx.bucket, Key: key }));
+  return verifyBody(res.Body as AsyncIterable<Uint8Array>, objSeed, 0, size, key);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new Error(`timed out after ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+export function mib(n: number): string {
+  return n >= 1024 ** 3 ? `${n / 1024 ** 3} GiB` : `${n / 1024 ** 2} MiB`;
+}
+
+function kib(n: number): string {
+  return n >= 1024 ** 2 ? mib(n) : `${n / 1024} KiB`;
+}
