@@ -1,12 +1,13 @@
 // `npm run bench`: starts an s3dfs cluster (or targets a running endpoint), drives it with the AWS
 // SDK at default settings, verifies every byte it reads, and reports throughput, latency and
 // resource use next to the machine's own limits and the targets of issue 8.
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { type Cluster, externalCluster, startCluster, stopAll } from './cluster.js';
-import { type Limits, type LimitSizes, measureLimits } from './limits.js';
+import { type LimitSizes, type Limits, measureLimits } from './limits.js';
 import { Sampler, type Usage } from './resources.js';
 import { type Result, round } from './stats.js';
 import * as w from './workloads.js';
@@ -65,8 +66,18 @@ const quickSizes: w.Sizes = {
   workloadTimeLimitMs: 8_000,
 };
 
-const fullLimits: LimitSizes = { diskBytes: 256 * MiB, hashBytes: 256 * MiB, loopbackBytes: GiB, smallFiles: 2000 };
-const quickLimits: LimitSizes = { diskBytes: 64 * MiB, hashBytes: 64 * MiB, loopbackBytes: 256 * MiB, smallFiles: 300 };
+const fullLimits: LimitSizes = {
+  diskBytes: 256 * MiB,
+  hashBytes: 256 * MiB,
+  loopbackBytes: GiB,
+  smallFiles: 2000,
+};
+const quickLimits: LimitSizes = {
+  diskBytes: 64 * MiB,
+  hashBytes: 64 * MiB,
+  loopbackBytes: 256 * MiB,
+  smallFiles: 300,
+};
 
 /** `small-put`: the 4 KiB PUT alone, for profiling it. */
 const groups = ['large', 'medium', 'small', 'small-put', 'range', 'mixed'] as const;
@@ -87,7 +98,10 @@ const targets: Record<string, Target> = {
 const gatewayRssTargetMb = 300;
 
 /** Which machine limit bounds each workload. */
-function limitFor(name: string, limits: Limits): { name: string; value: number; metric: Target['metric'] } | null {
+function limitFor(
+  name: string,
+  limits: Limits,
+): { name: string; value: number; metric: Target['metric'] } | null {
   if (/PUT|PutObject/.test(name) && /MiB|GiB|large/.test(name)) {
     const hash = limits.md5PlusSha256MBps;
     return limits.disk3xMBps <= hash
@@ -142,7 +156,8 @@ async function main(): Promise<void> {
     sizes.workloadTimeLimitMs = sec * 1000;
   }
   const log = (msg: string) => {
-    if (!o.json || process.stderr.isTTY) console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+    if (!o.json || process.stderr.isTTY)
+      console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
   };
 
   const started = new Date().toISOString();
@@ -185,36 +200,85 @@ async function main(): Promise<void> {
 
     let rangeSource: { key: string; seed: number; size: number } | undefined;
     if (only.has('large')) {
-      const { landed } = await run('large PUT', () => w.largePut(ctx), (x) => x.rec.result());
+      const { landed } = await run(
+        'large PUT',
+        () => w.largePut(ctx),
+        (x) => x.rec.result(),
+      );
       if (landed) {
-        await run('large GET', () => w.largeGet(ctx), (r) => r.result());
+        await run(
+          'large GET',
+          () => w.largeGet(ctx),
+          (r) => r.result(),
+        );
         rangeSource = { ...w.largeKey, size: sizes.largeBytes };
       }
     }
     if (only.has('medium') || (only.has('range') && !rangeSource)) {
-      const put = await run('64 MiB PUT', () => w.mediumPut(ctx), (r) => r.result());
+      const put = await run(
+        '64 MiB PUT',
+        () => w.mediumPut(ctx),
+        (r) => r.result(),
+      );
       if (put.ops > 0) {
-        await run('64 MiB GET', () => w.mediumGet(ctx, put.ops), (r) => r.result());
+        await run(
+          '64 MiB GET',
+          () => w.mediumGet(ctx, put.ops),
+          (r) => r.result(),
+        );
         rangeSource ??= { ...w.mediumKey, size: sizes.mediumBytes };
       }
     }
     if (only.has('small')) {
-      const { written } = await run('4 KiB PUT', () => w.smallPut(ctx), (x) => x.rec.result());
-      await run('4 KiB GET', () => w.smallGet(ctx, written), (r) => r.result());
-      await run('4 KiB HEAD', () => w.smallHead(ctx, written), (r) => r.result());
-      await run('listing', () => w.listing(ctx, written), (r) => r.result());
-      await run('4 KiB DELETE', () => w.smallDelete(ctx, written), (r) => r.result());
+      const { written } = await run(
+        '4 KiB PUT',
+        () => w.smallPut(ctx),
+        (x) => x.rec.result(),
+      );
+      await run(
+        '4 KiB GET',
+        () => w.smallGet(ctx, written),
+        (r) => r.result(),
+      );
+      await run(
+        '4 KiB HEAD',
+        () => w.smallHead(ctx, written),
+        (r) => r.result(),
+      );
+      await run(
+        'listing',
+        () => w.listing(ctx, written),
+        (r) => r.result(),
+      );
+      await run(
+        '4 KiB DELETE',
+        () => w.smallDelete(ctx, written),
+        (r) => r.result(),
+      );
     }
     if (only.has('small-put') && !only.has('small')) {
-      await run('4 KiB PUT', () => w.smallPut(ctx), (x) => x.rec.result());
+      await run(
+        '4 KiB PUT',
+        () => w.smallPut(ctx),
+        (x) => x.rec.result(),
+      );
     }
     if (only.has('range')) {
       if (rangeSource) {
         const src = rangeSource;
-        await run('ranged GET', () => w.rangedGets(ctx, src.key, src.seed, src.size), (r) => r.result());
+        await run(
+          'ranged GET',
+          () => w.rangedGets(ctx, src.key, src.seed, src.size),
+          (r) => r.result(),
+        );
       } else log('ranged GET skipped: no object to read from');
     }
-    if (only.has('mixed')) await run('mixed + node kill', () => w.mixedWithFailure(ctx), (r) => r.result());
+    if (only.has('mixed'))
+      await run(
+        'mixed + node kill',
+        () => w.mixedWithFailure(ctx),
+        (r) => r.result(),
+      );
     sampler.stop();
     s3.destroy();
 
@@ -223,7 +287,12 @@ async function main(): Promise<void> {
       started,
       finished: new Date().toISOString(),
       mode: o.quick ? 'quick' : 'full',
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGb: round(os.totalmem() / GiB, 1), node: process.version },
+      machine: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model,
+        memGb: round(os.totalmem() / GiB, 1),
+        node: process.version,
+      },
       cluster: {
         endpoint: o.endpoint ? cluster.endpoint : 'started by the bench',
         metadata: cluster.metadata,
@@ -236,7 +305,8 @@ async function main(): Promise<void> {
         errors: rows.reduce((n, r) => n + r.errors, 0),
         serverPeakRssMb: cluster.serverPid ? serverRss : null,
         gatewayRssTargetMb,
-        note: cluster.metadata === 'pglite' ? 'server RSS includes the embedded PGlite (WASM heap)' : undefined,
+        note:
+          cluster.metadata === 'pglite' ? 'server RSS includes the embedded PGlite (WASM heap)' : undefined,
       },
     };
     if (o.json) console.log(JSON.stringify(doc, null, 2));
@@ -259,9 +329,25 @@ function toRow(r: Result, usage: Usage, limits: Limits): Row {
   };
 }
 
-function printTable(mode: string, metadata: string, limits: Limits, rows: Row[], serverRss: number | null): void {
+function printTable(
+  mode: string,
+  metadata: string,
+  limits: Limits,
+  rows: Row[],
+  serverRss: number | null,
+): void {
   const lines: string[][] = [
-    ['workload', 'result', 'target', 'p50 ms', 'p99 ms', 'vs limit', 'srv RSS MB/CPU s', 'node RSS MB/CPU s', 'err'],
+    [
+      'workload',
+      'result',
+      'target',
+      'p50 ms',
+      'p99 ms',
+      'vs limit',
+      'srv RSS MB/CPU s',
+      'node RSS MB/CPU s',
+      'err',
+    ],
   ];
   for (const r of rows) {
     const byBytes = r.target?.metric === 'mbPerSec' || (!r.target && r.bytes > r.ops * 65536);

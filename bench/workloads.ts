@@ -198,7 +198,13 @@ export async function rangedGets(ctx: Ctx, key: string, objSeed: number, size: n
           Range: `bytes=${offset}-${offset + rangeBytes - 1}`,
         }),
       );
-      return verifyBody(res.Body as AsyncIterable<Uint8Array>, objSeed, offset, rangeBytes, `range ${offset}`);
+      return verifyBody(
+        res.Body as AsyncIterable<Uint8Array>,
+        objSeed,
+        offset,
+        rangeBytes,
+        `range ${offset}`,
+      );
     });
   });
   return rec;

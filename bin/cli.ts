@@ -117,7 +117,10 @@ async function admin(command: string, argv: string[], env: NodeJS.ProcessEnv, ou
   switch (command) {
     case 'status': {
       noExtra(pos, 0);
-      const [cluster, nodes] = await Promise.all([api(t, 'GET', '/api/cluster'), api(t, 'GET', '/api/nodes')]);
+      const [cluster, nodes] = await Promise.all([
+        api(t, 'GET', '/api/cluster'),
+        api(t, 'GET', '/api/nodes'),
+      ]);
       return show({ cluster, nodes: nodes.nodes }, () => printStatus(out, cluster, list(nodes.nodes)));
     }
     case 'nodes':
@@ -151,7 +154,13 @@ async function admin(command: string, argv: string[], env: NodeJS.ProcessEnv, ou
         out(
           table(
             ['TIME', 'NODE', 'FROM', 'TO', 'REASON'],
-            list(body.events).map((e) => [str(e.at), str(e.nodeId), str(e.from ?? '-'), str(e.to), str(e.reason)]),
+            list(body.events).map((e) => [
+              str(e.at),
+              str(e.nodeId),
+              str(e.from ?? '-'),
+              str(e.to),
+              str(e.reason),
+            ]),
           ),
         ),
       );
@@ -226,7 +235,11 @@ async function nodes(
     case 'rm': {
       need(id, 'nodes rm ID');
       noExtra(rest, 0);
-      const body = await api(t, 'DELETE', `/api/nodes/${encodeURIComponent(id)}${f.purge ? '?purge=true' : ''}`);
+      const body = await api(
+        t,
+        'DELETE',
+        `/api/nodes/${encodeURIComponent(id)}${f.purge ? '?purge=true' : ''}`,
+      );
       return show(body, () => out(`removed ${id}${f.purge ? ' and purged its data' : ''}`));
     }
     default:
@@ -251,14 +264,24 @@ async function keys(
         out(
           table(
             ['ACCESS KEY', 'ROOT', 'CREATED', 'DESCRIPTION'],
-            list(body.keys).map((k) => [str(k.accessKey), k.root ? 'yes' : '', str(k.createdAt), str(k.description)]),
+            list(body.keys).map((k) => [
+              str(k.accessKey),
+              k.root ? 'yes' : '',
+              str(k.createdAt),
+              str(k.description),
+            ]),
           ),
         ),
       );
     }
     case 'create': {
       noExtra(pos, 1);
-      const body = await api(t, 'POST', '/api/keys', f.description === undefined ? {} : { description: f.description });
+      const body = await api(
+        t,
+        'POST',
+        '/api/keys',
+        f.description === undefined ? {} : { description: f.description },
+      );
       return show(body, () => {
         out(`access key  ${body.accessKey}`);
         out(`secret key  ${body.secretKey}`);
@@ -327,7 +350,9 @@ async function repair(t: Target, f: Flags, out: Out): Promise<void> {
     // Passes are numbered from 1 as they start; a later pass starting means ours has ended.
     const passes = Number(healing.passes ?? 0);
     if (passes > passId || (passes === passId && healing.running !== true)) {
-      bar.done(`pass ${passId} finished; ${cluster.underReplicatedChunks} under-replicated, ${cluster.missingChunks} missing`);
+      bar.done(
+        `pass ${passId} finished; ${cluster.underReplicatedChunks} under-replicated, ${cluster.missingChunks} missing`,
+      );
       if (f.json) out(JSON.stringify(cluster, null, 2));
       return;
     }
@@ -371,14 +396,19 @@ function printStatus(out: Out, c: Json, nodes: Json[]): void {
     const a = obj(h[name]);
     if (a.queued === undefined) return `${name} -`;
     const q = Number(a.queued);
-    return q > 0 ? `${name} ${q} queued (${bytes(Number(a.queuedBytes))}, ${bytes(Number(a.bytesPerSec))}/s)` : `${name} idle`;
+    return q > 0
+      ? `${name} ${q} queued (${bytes(Number(a.queuedBytes))}, ${bytes(Number(a.bytesPerSec))}/s)`
+      : `${name} idle`;
   };
   out(
     table(
       ['', ''],
       [
         ['nodes', `${c.nodesUp}/${c.nodesTotal} up · replication ${c.replication}`],
-        ['ring', `version ${c.ringVersion} · balance ${Number(c.ringBalance).toFixed(2)} (max/mean ownership)`],
+        [
+          'ring',
+          `version ${c.ringVersion} · balance ${Number(c.ringBalance).toFixed(2)} (max/mean ownership)`,
+        ],
         [
           'capacity',
           `raw ${bytes(Number(c.rawUsedBytes))} of ${bytes(Number(c.rawCapacityBytes))} · logical ${bytes(Number(c.logicalUsedBytes))} of ${bytes(Number(c.logicalCapacityBytes))}`,
@@ -388,7 +418,10 @@ function printStatus(out: Out, c: Json, nodes: Json[]): void {
           'chunks',
           `${c.fullChunks} fully replicated · ${c.underReplicatedChunks} under-replicated · ${c.missingChunks} missing`,
         ],
-        ['healing', h.enabled === undefined ? '-' : ['repair', 'rebalance', 'drain'].map(activity).join(' · ')],
+        [
+          'healing',
+          h.enabled === undefined ? '-' : ['repair', 'rebalance', 'drain'].map(activity).join(' · '),
+        ],
       ],
       false,
     ),
@@ -419,7 +452,9 @@ function nodesTable(nodes: Json[]): string {
 }
 
 function printFsck(out: Out, r: Json): void {
-  out(`fsck: ${r.clean ? 'clean' : 'NOT CLEAN'} · ${r.chunks} chunks, ${r.replicas} replicas, ${r.tookMs} ms`);
+  out(
+    `fsck: ${r.clean ? 'clean' : 'NOT CLEAN'} · ${r.chunks} chunks, ${r.replicas} replicas, ${r.tookMs} ms`,
+  );
   const counts = obj(r.counts);
   const examples = obj(r.examples);
   out(
@@ -434,7 +469,13 @@ function printFsck(out: Out, r: Json): void {
     out(
       table(
         ['NODE', 'STATUS', 'CHECKED', 'ENTRIES', 'NOTE'],
-        nodes.map((n) => [str(n.id), str(n.status), n.checked ? 'yes' : 'no', String(n.entries), str(n.note ?? '')]),
+        nodes.map((n) => [
+          str(n.id),
+          str(n.status),
+          n.checked ? 'yes' : 'no',
+          String(n.entries),
+          str(n.note ?? ''),
+        ]),
       ),
     );
   }
@@ -447,7 +488,8 @@ export function table(header: string[], rows: string[][], withHeader = true): st
   const isNumber = (c: string) => /^-?[\d.,]+( ?[KMGTP]?i?B|%)?$/.test(c);
   // A column of numbers (a '-' for "none" allowed) is right-aligned.
   const numeric = header.map(
-    (_, i) => rows.some((r) => isNumber(r[i] ?? '')) && rows.every((r) => isNumber(r[i] ?? '') || r[i] === '-'),
+    (_, i) =>
+      rows.some((r) => isNumber(r[i] ?? '')) && rows.every((r) => isNumber(r[i] ?? '') || r[i] === '-'),
   );
   const line = (r: string[]) =>
     r
@@ -505,7 +547,13 @@ function tokenFromFile(env: NodeJS.ProcessEnv): string {
 }
 
 async function api(t: Target, method: string, route: string, body?: Json, missingOk?: false): Promise<Json>;
-async function api(t: Target, method: string, route: string, body: Json | undefined, missingOk: true): Promise<Json | undefined>;
+async function api(
+  t: Target,
+  method: string,
+  route: string,
+  body: Json | undefined,
+  missingOk: true,
+): Promise<Json | undefined>;
 async function api(
   t: Target,
   method: string,
@@ -526,7 +574,10 @@ async function api(
     });
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
-    const why = e.name === 'TimeoutError' ? `no answer in ${REQUEST_TIMEOUT_MS / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
+    const why =
+      e.name === 'TimeoutError'
+        ? `no answer in ${REQUEST_TIMEOUT_MS / 1000} s`
+        : (e.cause?.code ?? e.cause?.message ?? e.message);
     throw new CliError(
       `cannot reach the manager at ${t.url}: ${why} (is it running? set --url or S3DFS_MANAGER_URL)`,
       EXIT.unreachable,
@@ -579,7 +630,8 @@ function noExtra(pos: string[], allowed: number): void {
 
 function positiveInt(flag: string, raw: string): number {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new CliError(`${flag} ${raw}: expected a positive integer`, EXIT.usage);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CliError(`${flag} ${raw}: expected a positive integer`, EXIT.usage);
   return n;
 }
 

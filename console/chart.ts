@@ -42,7 +42,7 @@ export function TimeChart(props: {
         {
           stroke: '#8a94a6',
           grid: { stroke: '#8a94a622' },
-          size: 70,
+          size: 86,
           values: (_u: uPlot, vals: number[]) => vals.map((v) => format(v)),
         },
       ],

@@ -34,7 +34,7 @@ function DrainCell({ node, progress }: { node: NodeKpis; progress?: DrainProgres
   const start = Math.max(drainStart.get(node.id) ?? 0, progress.replicasLeft);
   drainStart.set(node.id, start);
   if (progress.done)
-    return html`<span class="good-text" data-testid="drain-done">drained — holds no replicas; safe to remove</span>`;
+    return html`<span class="good-text drain-done" data-testid="drain-done">drained — holds no replicas; safe to remove</span>`;
   return html`<div class="drain">
     <${Bar}
       label=${`drain of ${node.id}`}
@@ -131,14 +131,14 @@ export function Nodes({ kpis, error, refresh }: { kpis?: Kpis; error?: string; r
           ${kpis.nodes.map(
             (n) => html`<tr key=${n.id} data-node-id=${n.id}>
               <th scope="row">${n.id}</th>
-              <td>
+              <td data-label="Status">
                 <${StatusBadge} status=${n.status} />
                 ${n.lastError && n.status !== 'up' ? html`<div class="small muted" title=${n.lastError}>${n.lastError}</div>` : null}
                 <${Recent} events=${recent.get(n.id) ?? []} />
               </td>
-              <td class="mono">${n.host}:${n.port}</td>
-              <td>${n.zone ?? '—'}</td>
-              <td>
+              <td data-label="Address" class="mono">${n.host}:${n.port}</td>
+              <td data-label="Zone">${n.zone ?? '—'}</td>
+              <td data-label="Used / capacity">
                 <${Bar}
                   label=${`${n.id} used`}
                   total=${n.capacityBytes}
@@ -146,10 +146,10 @@ export function Nodes({ kpis, error, refresh }: { kpis?: Kpis; error?: string; r
                 />
                 <span class="small">${bytes(n.usedBytes)} / ${bytes(n.capacityBytes)}</span>
               </td>
-              <td data-testid="chunk-count">${num(n.chunkCount)}</td>
-              <td>${ms(n.readP99Ms)} / ${ms(n.writeP99Ms)}</td>
-              <td>${ago(n.heartbeatAgeMs)}</td>
-              <td>${num(n.restarts)}</td>
+              <td data-label="Chunks" data-testid="chunk-count">${num(n.chunkCount)}</td>
+              <td data-label="p99 read / write">${ms(n.readP99Ms)} / ${ms(n.writeP99Ms)}</td>
+              <td data-label="Last heartbeat">${ago(n.heartbeatAgeMs)}</td>
+              <td data-label="Restarts">${num(n.restarts)}</td>
               <td class="actions">
                 ${
                   n.status === 'draining'

@@ -75,7 +75,8 @@ export async function expireUploads(db: Knex, idleMs: number): Promise<ExpiryRes
       .andWhere('updated_at', '<', cutoff)
       .limit(expireBatchMax)
       .select('id');
-    const n = await db('multipart_uploads').whereIn('id', ids).delete();
+    // `returning` gives rows on both engines (knex-pglite's bare delete count is not a number).
+    const n = (await db('multipart_uploads').whereIn('id', ids).delete().returning('id')).length;
     result.purged += n;
     if (n < expireBatchMax) break;
   }

@@ -4,8 +4,8 @@
 // through a short cache (gateway/credentials.ts), so a deleted key stops working within seconds.
 import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
-import type Koa from 'koa';
 import type { Knex } from 'knex';
+import type Koa from 'koa';
 import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
 
 /** A sentence for a person, not a document. */
@@ -38,11 +38,17 @@ export function registerKeyRoutes(router: Router, db: Knex): void {
       throw new BadRequest(`description must be a string of at most ${DESCRIPTION_CHARS_MAX} characters`);
     }
     const [{ n }] = await db('credentials').count({ n: '*' });
-    if (Number(n) >= KEYS_MAX) throw new Conflict(`there are already ${KEYS_MAX} access keys; delete some first`);
+    if (Number(n) >= KEYS_MAX)
+      throw new Conflict(`there are already ${KEYS_MAX} access keys; delete some first`);
     // The same shape as the generated root key: letters and digits, like AWS access key ids.
     const accessKey = `S3DFS${randomBytes(8).toString('hex').toUpperCase()}`;
     const secretKey = randomBytes(30).toString('base64url');
-    await db('credentials').insert({ access_key: accessKey, secret_key: secretKey, description, root: false });
+    await db('credentials').insert({
+      access_key: accessKey,
+      secret_key: secretKey,
+      description,
+      root: false,
+    });
     ctx.status = 201;
     ctx.body = { accessKey, secretKey, description };
   });
@@ -57,7 +63,12 @@ export function registerKeyRoutes(router: Router, db: Knex): void {
   });
 }
 
-function toInfo(row: { access_key: string; description: string; root: boolean; created_at: Date | string }): KeyInfo {
+function toInfo(row: {
+  access_key: string;
+  description: string;
+  root: boolean;
+  created_at: Date | string;
+}): KeyInfo {
   return {
     accessKey: row.access_key,
     description: row.description,

@@ -4,7 +4,13 @@
 // the end with the data intact.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListBucketsCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { binPath } from '../helpers/node-process.js';
@@ -28,9 +34,14 @@ describe('admin CLI', function () {
   const cli = (args: string[], env: Record<string, string | undefined> = {}): Promise<Result> =>
     new Promise((resolve) => {
       const full = { ...process.env, S3DFS_MANAGER_URL: undefined, S3DFS_ADMIN_TOKEN: undefined, ...env };
-      execFile(process.execPath, [binPath, ...args], { env: full, timeout: 60_000 }, (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-      });
+      execFile(
+        process.execPath,
+        [binPath, ...args],
+        { env: full, timeout: 60_000 },
+        (err, stdout, stderr) => {
+          resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+        },
+      );
     });
   const admin = async (...args: string[]) => {
     const r = await cli([...args, '--url', c.manager.url, '--token', c.manager.adminToken]);
@@ -74,7 +85,15 @@ describe('admin CLI', function () {
     expect(none.stderr).to.include('no admin token');
     const usage = await cli(['nodes', 'frobnicate', '--url', c.manager.url, '--token', 'x']);
     expect(usage.code).to.equal(2);
-    const missing = await cli(['nodes', 'rm', 'node-nope', '--url', c.manager.url, '--token', c.manager.adminToken]);
+    const missing = await cli([
+      'nodes',
+      'rm',
+      'node-nope',
+      '--url',
+      c.manager.url,
+      '--token',
+      c.manager.adminToken,
+    ]);
     expect(missing.code).to.equal(1);
     expect(missing.stderr).to.match(/404: NotFound/);
   });
@@ -93,13 +112,23 @@ describe('admin CLI', function () {
 
     const listed = await admin('keys', 'ls', '--json');
     expect(listed).to.not.include(created.secretKey);
-    const mine = JSON.parse(listed).keys.find((k: { accessKey: string }) => k.accessKey === created.accessKey);
+    const mine = JSON.parse(listed).keys.find(
+      (k: { accessKey: string }) => k.accessKey === created.accessKey,
+    );
     expect(mine).to.include({ description: 'ci robot ü', root: false });
     expect(Object.keys(mine).sort()).to.deep.equal(['accessKey', 'createdAt', 'description', 'root']);
     expect(await admin('keys', 'ls')).to.match(new RegExp(`^${created.accessKey}\\s.*ci robot ü$`, 'm'));
 
     await c.db('credentials').insert({ access_key: 'ROOTKEYROW', secret_key: 'secret-root-row', root: true });
-    const root = await cli(['keys', 'rm', 'ROOTKEYROW', '--url', c.manager.url, '--token', c.manager.adminToken]);
+    const root = await cli([
+      'keys',
+      'rm',
+      'ROOTKEYROW',
+      '--url',
+      c.manager.url,
+      '--token',
+      c.manager.adminToken,
+    ]);
     expect(root.code).to.equal(1);
     expect(root.stderr).to.include('root key');
 
@@ -115,7 +144,8 @@ describe('admin CLI', function () {
     const s3 = c.client();
     await s3.send(new CreateBucketCommand({ Bucket: 'cli-drain' }));
     const bodies = [0, 1, 2].map(() => randomBytes(200 * 1024 + 17));
-    for (const [i, Body] of bodies.entries()) await s3.send(new PutObjectCommand({ Bucket: 'cli-drain', Key: `o${i}`, Body }));
+    for (const [i, Body] of bodies.entries())
+      await s3.send(new PutObjectCommand({ Bucket: 'cli-drain', Key: `o${i}`, Body }));
 
     const added = await adminJson('nodes', 'add', '--count', '1', '--capacity', '1GiB');
     expect(added.nodes).to.have.length(1);

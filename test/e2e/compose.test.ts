@@ -25,7 +25,10 @@ const root = repoRoot();
 const composeFile = path.join(root, 'docker-compose.yml');
 const TOKEN = 'compose-test-token-0123456789';
 
-function compose(args: string[], env: Record<string, string | undefined>): Promise<{ code: number; out: string }> {
+function compose(
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     const full: NodeJS.ProcessEnv = { ...process.env, ...env };
     for (const k of Object.keys(full)) if (k.startsWith('S3DFS_') && !(k in env)) delete full[k];
@@ -59,7 +62,8 @@ function variablesRead(): Set<string> {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = path.join(dir, e.name);
       if (e.isDirectory() && e.name !== 'node_modules') walk(p);
-      else if (e.name.endsWith('.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/'(S3DFS_[A-Z0-9_]+)'/g)) names.add(m[1]);
+      else if (e.name.endsWith('.ts'))
+        for (const m of readFileSync(p, 'utf8').matchAll(/'(S3DFS_[A-Z0-9_]+)'/g)) names.add(m[1]);
     }
   };
   for (const dir of ['bin', 'lib', 'gateway', 'manager', 'storage-node']) walk(path.join(root, dir));
@@ -81,7 +85,10 @@ describe('docker-compose.yml', function () {
   describe('`docker-compose config`', () => {
     before(function () {
       if (hasDockerCompose()) return;
-      if (process.env.CI) throw new Error("CI is set but 'docker-compose' is not on PATH: .ci/run must apt-get install docker-compose");
+      if (process.env.CI)
+        throw new Error(
+          "CI is set but 'docker-compose' is not on PATH: .ci/run must apt-get install docker-compose",
+        );
       console.log("      (skipped: 'docker-compose' is not installed; apt-get install docker-compose)");
       this.skip();
     });
@@ -89,9 +96,15 @@ describe('docker-compose.yml', function () {
     it('accepts the file and lists the services, the second gateway behind a profile', async () => {
       const r = await compose(['config', '--services'], { S3DFS_ADMIN_TOKEN: TOKEN });
       expect(r.code, r.out).to.equal(0);
-      expect(r.out.trim().split('\n').sort()).to.deep.equal(['gateway', 'gateway-2', 'manager', 'migrate', 'postgres']);
+      expect(r.out.trim().split('\n').sort()).to.deep.equal([
+        'gateway',
+        'gateway-2',
+        'manager',
+        'migrate',
+        'postgres',
+      ]);
       const full = await compose(['config'], { S3DFS_ADMIN_TOKEN: TOKEN });
-      expect(full.out).to.match(/^  gateway-2:\n(?: {4,}.*\n)*? {4}profiles:\n {4}- scale$/m);
+      expect(full.out).to.match(/^ {2}gateway-2:\n(?: {4,}.*\n)*? {4}profiles:\n {4}- scale$/m);
     });
 
     it('wires migrations first, the Docker runtime and socket, health checks and the shared token', async () => {
@@ -118,7 +131,8 @@ describe('docker-compose.yml', function () {
       expect(service('migrate')).to.match(/command:\n\s+- migrate/);
       expect(service('migrate')).to.match(/postgres:\n\s+condition: service_healthy/);
       expect(service('postgres')).to.include('image: postgres:16');
-      for (const s of ['migrate', 'manager', 'gateway']) expect(service(s)).to.match(/build:\n\s+args:\n\s+BASE_IMAGE: /);
+      for (const s of ['migrate', 'manager', 'gateway'])
+        expect(service(s)).to.match(/build:\n\s+args:\n\s+BASE_IMAGE: /);
     });
 
     it('refuses to start without an admin token, saying which variable to set', async () => {

@@ -74,7 +74,12 @@ export function send(endpoint: string, req: RawRequest): Promise<RawResponse> {
         res.on('error', reject);
         res.on('end', () => {
           const buf = Buffer.concat(parts);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: buf, text: buf.toString('utf8') });
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: buf,
+            text: buf.toString('utf8'),
+          });
         });
       },
     );
@@ -105,7 +110,9 @@ export async function signHeaders(
   const url = new URL(c.endpoint);
   const body = req.body === undefined ? Buffer.alloc(0) : Buffer.from(req.body);
   const payload =
-    opts.payload === 'sha256' ? sha256Hex(body) : (opts.payload ?? (body.length ? 'UNSIGNED-PAYLOAD' : emptySha256));
+    opts.payload === 'sha256'
+      ? sha256Hex(body)
+      : (opts.payload ?? (body.length ? 'UNSIGNED-PAYLOAD' : emptySha256));
   const request = new HttpRequest({
     method: req.method,
     protocol: 'http:',
@@ -130,7 +137,10 @@ function signer(c: Creds, opts: SignOptions): SignatureV4 {
     sha256: Sha256,
     uriEscapePath: false,
     applyChecksum: false,
-    credentials: { accessKeyId: opts.accessKey ?? c.accessKey, secretAccessKey: opts.secretKey ?? c.secretKey },
+    credentials: {
+      accessKeyId: opts.accessKey ?? c.accessKey,
+      secretAccessKey: opts.secretKey ?? c.secretKey,
+    },
   });
 }
 
@@ -179,7 +189,9 @@ export function signedChunkedBody(
   for (let i = 0; i < data.length; i += chunkSize) chunks.push(data.subarray(i, i + chunkSize));
   chunks.push(Buffer.alloc(0));
   for (const chunk of chunks) {
-    const sts = ['AWS4-HMAC-SHA256-PAYLOAD', sign.datetime, scope, prev, emptySha256, sha256Hex(chunk)].join('\n');
+    const sts = ['AWS4-HMAC-SHA256-PAYLOAD', sign.datetime, scope, prev, emptySha256, sha256Hex(chunk)].join(
+      '\n',
+    );
     const sig = createHmac('sha256', sign.key).update(sts).digest('hex');
     prev = sig;
     const sent = Buffer.from(chunk);
@@ -187,13 +199,21 @@ export function signedChunkedBody(
       sent[0] ^= 0xff;
       tamper = false;
     }
-    parts.push(Buffer.from(`${chunk.length.toString(16)};chunk-signature=${sig}\r\n`), sent, Buffer.from('\r\n'));
+    parts.push(
+      Buffer.from(`${chunk.length.toString(16)};chunk-signature=${sig}\r\n`),
+      sent,
+      Buffer.from('\r\n'),
+    );
   }
   return Buffer.concat(parts);
 }
 
 /** A STREAMING-UNSIGNED-PAYLOAD-TRAILER body with the given trailer lines. */
-export function unsignedTrailerBody(data: Buffer, chunkSize: number, trailers: Record<string, string>): Buffer {
+export function unsignedTrailerBody(
+  data: Buffer,
+  chunkSize: number,
+  trailers: Record<string, string>,
+): Buffer {
   const parts: Buffer[] = [];
   for (let i = 0; i < data.length; i += chunkSize) {
     const chunk = data.subarray(i, i + chunkSize);

@@ -45,7 +45,11 @@ describe('gateway auth and malformed input', function () {
   async function expectAbsent(key: string): Promise<void> {
     const res = await signedSend(c, { method: 'HEAD', path: keyPath(bucket, key) });
     expect(res.status, `${key} must not exist`).to.equal(404);
-    const list = await signedSend(c, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', prefix: key } });
+    const list = await signedSend(c, {
+      method: 'GET',
+      path: `/${bucket}`,
+      query: { 'list-type': '2', prefix: key },
+    });
     expect(list.text).not.to.contain(`<Key>${key}</Key>`);
   }
 
@@ -81,24 +85,44 @@ describe('gateway auth and malformed input', function () {
     });
 
     it('answers anonymous requests with AccessDenied', async () => {
-      expectError(await send(c.endpoint, { method: 'GET', path: keyPath(bucket, 'hello') }), 403, 'AccessDenied');
+      expectError(
+        await send(c.endpoint, { method: 'GET', path: keyPath(bucket, 'hello') }),
+        403,
+        'AccessDenied',
+      );
       expectError(await send(c.endpoint, { method: 'GET', path: '/' }), 403, 'AccessDenied');
     });
 
     it('answers an unknown access key with InvalidAccessKeyId', async () => {
-      const res = await signedSend(c, { method: 'GET', path: keyPath(bucket, 'hello') }, { accessKey: 'NOSUCHKEY' });
+      const res = await signedSend(
+        c,
+        { method: 'GET', path: keyPath(bucket, 'hello') },
+        { accessKey: 'NOSUCHKEY' },
+      );
       expectError(res, 403, 'InvalidAccessKeyId');
     });
 
     it('answers a wrong secret with SignatureDoesNotMatch', async () => {
-      const res = await signedSend(c, { method: 'GET', path: keyPath(bucket, 'hello') }, { secretKey: 'wrong-secret' });
+      const res = await signedSend(
+        c,
+        { method: 'GET', path: keyPath(bucket, 'hello') },
+        { secretKey: 'wrong-secret' },
+      );
       expectError(res, 403, 'SignatureDoesNotMatch');
     });
 
     it('answers a signed header changed in transit with SignatureDoesNotMatch', async () => {
-      const req: RawRequest = { method: 'GET', path: keyPath(bucket, 'hello'), headers: { range: 'bytes=0-1' } };
+      const req: RawRequest = {
+        method: 'GET',
+        path: keyPath(bucket, 'hello'),
+        headers: { range: 'bytes=0-1' },
+      };
       const headers = await signHeaders(c, req);
-      expectError(await send(c.endpoint, { ...req, headers: { ...headers, range: 'bytes=0-2' } }), 403, 'SignatureDoesNotMatch');
+      expectError(
+        await send(c.endpoint, { ...req, headers: { ...headers, range: 'bytes=0-2' } }),
+        403,
+        'SignatureDoesNotMatch',
+      );
     });
 
     it('answers a 20-minute clock skew with RequestTimeTooSkewed and the server time', async () => {
@@ -135,13 +159,21 @@ describe('gateway auth and malformed input', function () {
       tampered.query!['X-Amz-Signature'] = '0'.repeat(64);
       expectError(await send(c.endpoint, tampered), 403, 'SignatureDoesNotMatch');
       // The signature covers the path: the same URL for another key does not work.
-      expectError(await send(c.endpoint, { ...getReq, path: keyPath(bucket, 'other') }), 403, 'SignatureDoesNotMatch');
+      expectError(
+        await send(c.endpoint, { ...getReq, path: keyPath(bucket, 'other') }),
+        403,
+        'SignatureDoesNotMatch',
+      );
     });
   });
 
   describe('payload modes and digests', () => {
     it('verifies a hex x-amz-content-sha256 against the body (XAmzContentSHA256Mismatch)', async () => {
-      const ok = await signedSend(c, { method: 'PUT', path: keyPath(bucket, 'sha-ok'), body: 'payload' }, { payload: 'sha256' });
+      const ok = await signedSend(
+        c,
+        { method: 'PUT', path: keyPath(bucket, 'sha-ok'), body: 'payload' },
+        { payload: 'sha256' },
+      );
       expect(ok.status, ok.text).to.equal(200);
       const bad = await signedSend(
         c,
@@ -155,7 +187,11 @@ describe('gateway auth and malformed input', function () {
     async function streamingSigned(key: string, data: Buffer, tamper: boolean): Promise<RawResponse> {
       // The body's chunk signatures chain from the seed signature, so sign the headers first
       // (with the final encoded length, which does not depend on signature values).
-      const lengthProbe = signedChunkedBody(data, 1000, { key: Buffer.alloc(32), datetime: '20200101T000000Z', seed: '0' });
+      const lengthProbe = signedChunkedBody(data, 1000, {
+        key: Buffer.alloc(32),
+        datetime: '20200101T000000Z',
+        seed: '0',
+      });
       const req: RawRequest = {
         method: 'PUT',
         path: keyPath(bucket, key),
@@ -168,7 +204,12 @@ describe('gateway auth and malformed input', function () {
       const headers = await signHeaders(c, req, { payload: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' });
       const datetime = headers['x-amz-date'];
       const seed = /Signature=([0-9a-f]{64})/.exec(headers.authorization)![1];
-      const body = signedChunkedBody(data, 1000, { key: signingKey(c.secretKey, datetime.slice(0, 8)), datetime, seed }, tamper);
+      const body = signedChunkedBody(
+        data,
+        1000,
+        { key: signingKey(c.secretKey, datetime.slice(0, 8)), datetime, seed },
+        tamper,
+      );
       expect(body.length).to.equal(lengthProbe.length);
       return send(c.endpoint, { ...req, headers, body });
     }
@@ -189,7 +230,12 @@ describe('gateway auth and malformed input', function () {
       await expectNodesSurvived();
     });
 
-    function trailerRequest(key: string, body: Buffer, decodedLength: number, extra: Record<string, string> = {}) {
+    function trailerRequest(
+      key: string,
+      body: Buffer,
+      decodedLength: number,
+      extra: Record<string, string> = {},
+    ) {
       return {
         method: 'PUT',
         path: keyPath(bucket, key),
@@ -221,8 +267,14 @@ describe('gateway auth and malformed input', function () {
 
     it('rejects a wrong CRC32 trailer with BadDigest and stores nothing', async () => {
       const data = Buffer.from('trailer data '.repeat(700));
-      const body = unsignedTrailerBody(data, 2000, { 'x-amz-checksum-crc32': crc32Base64(Buffer.from('other')) });
-      expectError(await signedSend(c, trailerRequest('trailer-bad', body, data.length), unsignedTrailer), 400, 'BadDigest');
+      const body = unsignedTrailerBody(data, 2000, {
+        'x-amz-checksum-crc32': crc32Base64(Buffer.from('other')),
+      });
+      expectError(
+        await signedSend(c, trailerRequest('trailer-bad', body, data.length), unsignedTrailer),
+        400,
+        'BadDigest',
+      );
       await expectAbsent('trailer-bad');
       await expectNodesSurvived();
     });
@@ -277,13 +329,23 @@ describe('gateway auth and malformed input', function () {
       expect(ok.status, ok.text).to.equal(200);
       const wrong = createHash('md5').update('other').digest('base64');
       expectError(
-        await signedSend(c, { method: 'PUT', path: keyPath(bucket, 'md5-bad'), headers: { 'content-md5': wrong }, body: 'md5 body' }),
+        await signedSend(c, {
+          method: 'PUT',
+          path: keyPath(bucket, 'md5-bad'),
+          headers: { 'content-md5': wrong },
+          body: 'md5 body',
+        }),
         400,
         'BadDigest',
       );
       await expectAbsent('md5-bad');
       expectError(
-        await signedSend(c, { method: 'PUT', path: keyPath(bucket, 'md5-bad'), headers: { 'content-md5': 'nope' }, body: 'md5 body' }),
+        await signedSend(c, {
+          method: 'PUT',
+          path: keyPath(bucket, 'md5-bad'),
+          headers: { 'content-md5': 'nope' },
+          body: 'md5 body',
+        }),
         400,
         'InvalidDigest',
       );
@@ -345,10 +407,18 @@ describe('gateway auth and malformed input', function () {
     });
 
     it('ignores a malformed Range and rejects an unsatisfiable one with 416', async () => {
-      const junk = await signedSend(c, { method: 'GET', path: keyPath(bucket, 'hello'), headers: { range: 'bytes=abc' } });
+      const junk = await signedSend(c, {
+        method: 'GET',
+        path: keyPath(bucket, 'hello'),
+        headers: { range: 'bytes=abc' },
+      });
       expect(junk.status).to.equal(200);
       expect(junk.text).to.equal('hello world');
-      const res = await signedSend(c, { method: 'GET', path: keyPath(bucket, 'hello'), headers: { range: 'bytes=50-60' } });
+      const res = await signedSend(c, {
+        method: 'GET',
+        path: keyPath(bucket, 'hello'),
+        headers: { range: 'bytes=50-60' },
+      });
       expectError(res, 416, 'InvalidRange');
       expect(res.headers['content-range']).to.equal('bytes */11');
     });

@@ -170,7 +170,10 @@ describe('gateway under faults', function () {
     // Right away (the ring may still call it up) and after the manager noticed.
     for (const phase of ['immediately', 'after detection']) {
       if (phase === 'after detection') {
-        await waitFor(() => c.gateway.cluster.snapshot.nodes.find((n) => n.id === victim)?.status !== 'up', 10_000);
+        await waitFor(
+          () => c.gateway.cluster.snapshot.nodes.find((n) => n.id === victim)?.status !== 'up',
+          10_000,
+        );
       }
       const data = bytes(3 * chunk + 1, phase.length);
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `one-down-${phase}`, Body: data }));
@@ -182,7 +185,9 @@ describe('gateway under faults', function () {
   it('fails PUT with a clean 503 and stores nothing with two of three nodes killed', async () => {
     const before = bytes(chunk + 5, 8);
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'before-second-kill', Body: before }));
-    const up = c.manager.ring().nodes.filter((n) => (c.manager.runtime as ProcessRuntime).pid(n.id) !== undefined);
+    const up = c.manager
+      .ring()
+      .nodes.filter((n) => (c.manager.runtime as ProcessRuntime).pid(n.id) !== undefined);
     const alive = [];
     for (const n of up) if ((await c.manager.runtime.inspect(n.id))?.running) alive.push(n.id);
     expect(alive).to.have.length(2);

@@ -19,7 +19,8 @@ function byteOrder(a: string, b: string): number {
 /** 250 keys: nested dirs, odd characters, and code points whose UTF-16 and UTF-8 orders differ. */
 function makeKeys(): string[] {
   const keys: string[] = [];
-  for (let i = 0; i < 200; i++) keys.push(`dir${i % 5}/${i % 3 === 0 ? 'sub/' : ''}file-${String(i).padStart(3, '0')}`);
+  for (let i = 0; i < 200; i++)
+    keys.push(`dir${i % 5}/${i % 3 === 0 ? 'sub/' : ''}file-${String(i).padStart(3, '0')}`);
   const odd = [
     'a b',
     'a+b',
@@ -99,7 +100,12 @@ describe('gateway listing', function () {
   });
   after(async () => c?.stop());
 
-  async function pagesV2(prefix: string, delimiter: string | undefined, maxKeys: number, startAfter?: string) {
+  async function pagesV2(
+    prefix: string,
+    delimiter: string | undefined,
+    maxKeys: number,
+    startAfter?: string,
+  ) {
     const got: Entry[] = [];
     let token: string | undefined;
     let pages = 0;
@@ -224,7 +230,12 @@ describe('gateway listing', function () {
     let token: string | undefined;
     do {
       const page = await s3.send(
-        new ListObjectsV2Command({ Bucket: bucket, EncodingType: 'url', MaxKeys: 50, ContinuationToken: token }),
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          EncodingType: 'url',
+          MaxKeys: 50,
+          ContinuationToken: token,
+        }),
       );
       for (const o of page.Contents ?? []) {
         expect(o.Key).to.match(/^[A-Za-z0-9\-._~/%]*$/);
@@ -238,8 +249,14 @@ describe('gateway listing', function () {
   it('returns owners only when fetch-owner is set (v2), always in v1', async () => {
     const without = await s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 3 }));
     expect(without.Contents?.every((o) => o.Owner === undefined)).to.equal(true);
-    const withOwner = await s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 3, FetchOwner: true }));
-    expect(withOwner.Contents?.map((o) => o.Owner?.ID)).to.deep.equal([c.accessKey, c.accessKey, c.accessKey]);
+    const withOwner = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 3, FetchOwner: true }),
+    );
+    expect(withOwner.Contents?.map((o) => o.Owner?.ID)).to.deep.equal([
+      c.accessKey,
+      c.accessKey,
+      c.accessKey,
+    ]);
     const v1 = await s3.send(new ListObjectsCommand({ Bucket: bucket, MaxKeys: 3 }));
     expect(v1.Contents?.every((o) => o.Owner?.ID === c.accessKey)).to.equal(true);
   });

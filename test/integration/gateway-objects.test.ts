@@ -18,7 +18,6 @@ import {
   ListBucketsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
@@ -157,7 +156,16 @@ for (const engine of engines()) {
       });
 
       it('rejects invalid bucket names with InvalidBucketName', async () => {
-        for (const name of ['ab', 'a'.repeat(64), 'Upper', 'under_score', '-lead', 'trail-', '192.168.1.1', 'a..b']) {
+        for (const name of [
+          'ab',
+          'a'.repeat(64),
+          'Upper',
+          'under_score',
+          '-lead',
+          'trail-',
+          '192.168.1.1',
+          'a..b',
+        ]) {
           const res = await signedSend(c, { method: 'PUT', path: `/${name}` });
           expect(res.status, name).to.equal(400);
           expect(errorCode(res.text), name).to.equal('InvalidBucketName');
@@ -166,7 +174,11 @@ for (const engine of engines()) {
 
       it('answers BucketAlreadyOwnedByYou for a second create', async () => {
         await s3.send(new CreateBucketCommand({ Bucket: 'twice' }));
-        await expectError(s3.send(new CreateBucketCommand({ Bucket: 'twice' })), 'BucketAlreadyOwnedByYou', 409);
+        await expectError(
+          s3.send(new CreateBucketCommand({ Bucket: 'twice' })),
+          'BucketAlreadyOwnedByYou',
+          409,
+        );
       });
 
       it('refuses to delete a bucket with objects (BucketNotEmpty)', async () => {
@@ -183,11 +195,16 @@ for (const engine of engines()) {
           'NoSuchBucket',
           404,
         );
-        await expectError(s3.send(new GetObjectCommand({ Bucket: 'no-such-bucket', Key: 'k' })), 'NoSuchBucket', 404);
+        await expectError(
+          s3.send(new GetObjectCommand({ Bucket: 'no-such-bucket', Key: 'k' })),
+          'NoSuchBucket',
+          404,
+        );
       });
     });
 
-    for (const mode of clientModes) {
+    // PGlite runs both client modes; Postgres the core (default SDK settings), to keep the suite fast.
+    for (const mode of engine.name === 'pglite' ? clientModes : clientModes.slice(0, 1)) {
       describe(`objects with ${mode.name}`, () => {
         let s3: S3Client;
         const bucket = mode.overrides.requestChecksumCalculation ? 'objects-required' : 'objects-default';
@@ -199,7 +216,9 @@ for (const engine of engines()) {
         for (const size of [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 123]) {
           it(`round-trips ${size} bytes exactly (buffer and stream bodies)`, async () => {
             const data = bytes(size, size + 7);
-            const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `size-${size}`, Body: data }));
+            const put = await s3.send(
+              new PutObjectCommand({ Bucket: bucket, Key: `size-${size}`, Body: data }),
+            );
             expect(put.ETag).to.equal(`"${md5(data)}"`);
             expect(sha256(await body(s3, { Bucket: bucket, Key: `size-${size}` }))).to.equal(sha256(data));
             const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `size-${size}` }));
@@ -229,9 +248,13 @@ for (const engine of engines()) {
               new PutObjectCommand({ Bucket: bucket, Key: key, Body: data, ChecksumAlgorithm: algorithm }),
             );
             expect(put[`Checksum${algorithm}` as const]).to.equal(want);
-            const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+            const head = await s3.send(
+              new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }),
+            );
             expect(head[`Checksum${algorithm}` as const]).to.equal(want);
-            const get = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+            const get = await s3.send(
+              new GetObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }),
+            );
             expect(get[`Checksum${algorithm}` as const]).to.equal(want);
             expect(sha256(await get.Body!.transformToByteArray())).to.equal(sha256(data));
             // Without checksum mode the header is not sent.
@@ -295,7 +318,9 @@ for (const engine of engines()) {
         });
 
         it('applies If-Match / If-None-Match / If-(Un)Modified-Since on GET and HEAD', async () => {
-          const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'cond', Body: 'conditional' }));
+          const put = await s3.send(
+            new PutObjectCommand({ Bucket: bucket, Key: 'cond', Body: 'conditional' }),
+          );
           const etag = put.ETag!;
           const past = new Date(Date.now() - 3600_000);
           const future = new Date(Date.now() + 3600_000);
@@ -310,14 +335,22 @@ for (const engine of engines()) {
             await expectError(s3.send(new Cmd({ ...k, IfUnmodifiedSince: past })), undefined, 412);
             expect((await s3.send(new Cmd({ ...k, IfUnmodifiedSince: future }))).ETag).to.equal(etag);
             // If-Match true wins over If-Unmodified-Since false (RFC 7232 precedence, as S3).
-            expect((await s3.send(new Cmd({ ...k, IfMatch: etag, IfUnmodifiedSince: past }))).ETag).to.equal(etag);
+            expect((await s3.send(new Cmd({ ...k, IfMatch: etag, IfUnmodifiedSince: past }))).ETag).to.equal(
+              etag,
+            );
             // A missing key is 404 whatever the conditions say.
-            await expectError(s3.send(new Cmd({ Bucket: bucket, Key: 'cond-missing', IfMatch: etag })), undefined, 404);
+            await expectError(
+              s3.send(new Cmd({ Bucket: bucket, Key: 'cond-missing', IfMatch: etag })),
+              undefined,
+              404,
+            );
           }
         });
 
         it('applies response-* overrides on GET', async () => {
-          await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'override', Body: 'x', ContentType: 'text/plain' }));
+          await s3.send(
+            new PutObjectCommand({ Bucket: bucket, Key: 'override', Body: 'x', ContentType: 'text/plain' }),
+          );
           const res = await s3.send(
             new GetObjectCommand({
               Bucket: bucket,
@@ -339,7 +372,9 @@ for (const engine of engines()) {
         it('lets exactly one of 10 concurrent If-None-Match: * creators win', async () => {
           const results = await Promise.allSettled(
             Array.from({ length: 10 }, (_, i) =>
-              s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'race', Body: `writer ${i}`, IfNoneMatch: '*' })),
+              s3.send(
+                new PutObjectCommand({ Bucket: bucket, Key: 'race', Body: `writer ${i}`, IfNoneMatch: '*' }),
+              ),
             ),
           );
           const won = results.filter((r) => r.status === 'fulfilled');
@@ -370,9 +405,10 @@ for (const engine of engines()) {
           expect(del.$metadata.httpStatusCode).to.equal(204);
           await expectError(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'gone' })), undefined, 404);
           await expectError(s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'gone' })), 'NoSuchKey', 404);
-          expect((await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'gone' }))).$metadata.httpStatusCode).to.equal(
-            204,
-          );
+          expect(
+            (await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'gone' }))).$metadata
+              .httpStatusCode,
+          ).to.equal(204);
         });
 
         it('deletes in batches (DeleteObjects), verbose and quiet', async () => {
@@ -384,7 +420,11 @@ for (const engine of engines()) {
               Delete: { Objects: [...keys.slice(0, 2), 'batch/never-existed'].map((Key) => ({ Key })) },
             }),
           );
-          expect(verbose.Deleted?.map((d) => d.Key)).to.deep.equal(['batch/a', 'batch/b c', 'batch/never-existed']);
+          expect(verbose.Deleted?.map((d) => d.Key)).to.deep.equal([
+            'batch/a',
+            'batch/b c',
+            'batch/never-existed',
+          ]);
           expect(verbose.Errors ?? []).to.have.length(0);
           const quiet = await s3.send(
             new DeleteObjectsCommand({
@@ -410,7 +450,9 @@ for (const engine of engines()) {
             }),
           );
           const source = `${bucket}/${encodeURIComponent('copy src é')}`;
-          const copied = await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'copy-dst', CopySource: source }));
+          const copied = await s3.send(
+            new CopyObjectCommand({ Bucket: bucket, Key: 'copy-dst', CopySource: source }),
+          );
           expect(copied.CopyObjectResult?.ETag).to.equal(put.ETag);
           const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'copy-dst' }));
           expect(head.ContentType).to.equal('image/x-src');
@@ -450,19 +492,35 @@ for (const engine of engines()) {
           expect(sha256(await body(s3, { Bucket: bucket, Key: 'copy src é' }))).to.equal(sha256(data));
 
           const to = { Bucket: bucket, Key: 'copy-cond', CopySource: source };
-          await expectError(s3.send(new CopyObjectCommand({ ...to, CopySourceIfMatch: '"00"' })), undefined, 412);
-          await expectError(s3.send(new CopyObjectCommand({ ...to, CopySourceIfNoneMatch: put.ETag })), undefined, 412);
           await expectError(
-            s3.send(new CopyObjectCommand({ ...to, CopySourceIfModifiedSince: new Date(Date.now() + 3600_000) })),
+            s3.send(new CopyObjectCommand({ ...to, CopySourceIfMatch: '"00"' })),
             undefined,
             412,
           );
           await expectError(
-            s3.send(new CopyObjectCommand({ ...to, CopySourceIfUnmodifiedSince: new Date(Date.now() - 3600_000) })),
+            s3.send(new CopyObjectCommand({ ...to, CopySourceIfNoneMatch: put.ETag })),
             undefined,
             412,
           );
-          await expectError(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'copy-cond' })), undefined, 404);
+          await expectError(
+            s3.send(
+              new CopyObjectCommand({ ...to, CopySourceIfModifiedSince: new Date(Date.now() + 3600_000) }),
+            ),
+            undefined,
+            412,
+          );
+          await expectError(
+            s3.send(
+              new CopyObjectCommand({ ...to, CopySourceIfUnmodifiedSince: new Date(Date.now() - 3600_000) }),
+            ),
+            undefined,
+            412,
+          );
+          await expectError(
+            s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'copy-cond' })),
+            undefined,
+            404,
+          );
           await s3.send(new CopyObjectCommand({ ...to, CopySourceIfMatch: put.ETag }));
           expect(sha256(await body(s3, { Bucket: bucket, Key: 'copy-cond' }))).to.equal(sha256(data));
           await expectError(
@@ -484,7 +542,7 @@ for (const engine of engines()) {
             'a//b',
             '/leading',
             'q?x=1&y#frag',
-            'tilde~!*\'()',
+            "tilde~!*'()",
             // 'odd/' + 1020 bytes: exactly the 1024-byte limit, in ASCII and in 2-byte UTF-8.
             'k'.repeat(1020),
             'é'.repeat(510),
@@ -497,9 +555,7 @@ for (const engine of engines()) {
             expect((await body(s3, { Bucket: bucket, Key: k })).toString(), k).to.equal(key);
           }
           const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'odd/' }));
-          expect(listed.Contents?.map((o) => o.Key).sort()).to.deep.equal(
-            keys.map((k) => `odd/${k}`).sort(),
-          );
+          expect(listed.Contents?.map((o) => o.Key).sort()).to.deep.equal(keys.map((k) => `odd/${k}`).sort());
           await expectError(
             s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'k'.repeat(1025), Body: 'x' })),
             'KeyTooLongError',
@@ -530,7 +586,8 @@ for (const engine of engines()) {
       it('accepts DeleteObjects with and without Content-MD5', async () => {
         const s3 = c.client();
         await s3.send(new CreateBucketCommand({ Bucket: 'raw-delete' }));
-        for (const k of ['m1', 'm2']) await s3.send(new PutObjectCommand({ Bucket: 'raw-delete', Key: k, Body: k }));
+        for (const k of ['m1', 'm2'])
+          await s3.send(new PutObjectCommand({ Bucket: 'raw-delete', Key: k, Body: k }));
         const withMd5 = xml(['m1']);
         const a = await signedSend(
           c,
