@@ -33,7 +33,8 @@ COPY migrations ./migrations
 COPY gateway ./gateway
 COPY manager ./manager
 COPY storage-node ./storage-node
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev
+COPY console ./console
+RUN npx tsc -p tsconfig.json && node console/build.mjs && npm prune --omit=dev
 
 FROM ${BASE_IMAGE} AS runtime
 ENV NODE_ENV=production PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -351,6 +351,9 @@ class LengthRequired extends BadRequest {}
  */
 function requestBody(req: IncomingMessage): Readable {
   const body = new PassThrough();
+  // An upload aborted before the store starts reading would otherwise be an unhandled 'error'
+  // that takes the whole node down; the store still sees the stream fail when it reads it.
+  body.on('error', () => {});
   req.pipe(body);
   req.on('error', (err) => body.destroy(err));
   req.on('close', () => {

@@ -36,7 +36,7 @@ async function writeRandomFile(file: string, mib: number): Promise<{ sha256: str
       partMd5s.push(part.digest());
       part = createHash('md5');
     }
-    if (!out.write(block)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(block)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   out.end();
   await finished(out);
