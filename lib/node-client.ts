@@ -34,7 +34,7 @@ const jsonReplyBytesMax = 4 * 1024 ** 2;
  * One pool for all nodes: keep-alive saves a handshake per chunk; maxSockets bounds connections
  * per node (a gateway streaming to three nodes at once needs a few each, not hundreds).
  */
-export const nodeAgent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 });
+export const nodeAgent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64 });
 
 export interface NodeClientOptions {
   /** e.g. http://127.0.0.1:9100 */

@@ -23,7 +23,9 @@ export class ClusterView {
   private readonly agent = new http.Agent({
     keepAlive: true,
     maxSockets: socketsPerNode,
-    maxFreeSockets: 16,
+    // Keep every socket we were allowed to open: closing and reopening them under load costs
+    // more CPU than the small-object write itself.
+    maxFreeSockets: socketsPerNode,
   });
   private refreshing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
