@@ -19,6 +19,8 @@ export interface HealContext {
   throttle: Throttle;
   meters: Meters;
   clients: NodeClients;
+  /** True once the healer is stopping: passes start no new chunk work (a copy in flight finishes). */
+  stopping(): boolean;
 }
 
 /**

@@ -65,6 +65,7 @@ export class Healer {
       throttle: new Throttle(opts.config.repairBytesPerSec),
       meters: newMeters(),
       clients: new NodeClients(monitor, opts.clusterSecret, this.agent, NODE_TIMEOUT_MS),
+      stopping: () => this.stopped,
     };
     this.rebalancer = new Rebalancer(this.ctx);
     this.inventory = new InventoryWalker(this.ctx);

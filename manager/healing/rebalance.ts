@@ -36,7 +36,7 @@ export class Rebalancer {
     }
     let scanned = 0;
     let moved = 0;
-    while (scanned < REBALANCE_SCAN_PER_PASS && moved < REBALANCE_MOVES_PER_PASS) {
+    while (scanned < REBALANCE_SCAN_PER_PASS && moved < REBALANCE_MOVES_PER_PASS && !ctx.stopping()) {
       const q = ctx
         .db('chunks')
         .where((b) => b.whereNotNull('object_id').orWhereNotNull('part_id'))
@@ -64,6 +64,7 @@ export class Rebalancer {
         this.cursor = batch.length > 0 ? batch[batch.length - 1].id : this.cursor;
       moved += batch.length;
       await eachLimit(batch, ctx.config.repairConcurrency, async (chunk) => {
+        if (ctx.stopping()) return;
         try {
           const r = await reconcileChunk(ctx, chunk, ring, { rebalance: true, activity: 'rebalance' });
           if (r.copied === 0 && r.removed > 0) meter.record(0);

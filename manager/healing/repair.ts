@@ -110,6 +110,8 @@ export async function repairPass(ctx: HealContext): Promise<void> {
   meter.queuedBytes = bytes;
   const ring = ctx.monitor.ring();
   await eachLimit(chunks, ctx.config.repairConcurrency, async (chunk) => {
+    // A stopping manager must not wait for a whole (throttled) batch; the next manager resumes it.
+    if (ctx.stopping()) return;
     const draining = chunk.replicas.some((r) => classify(ctx, r.nodeId) === 'draining');
     try {
       await reconcileChunk(ctx, chunk, ring, { rebalance: false, activity: draining ? 'drain' : 'repair' });
