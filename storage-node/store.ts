@@ -10,7 +10,7 @@
 // and its hash durable: there is no window where one exists without the other, and reads and the
 // inventory never rehash.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, constants as fsConstants } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import {
   type FileHandle,
   mkdir,
@@ -46,8 +46,10 @@ import type { Logger } from '../lib/logger.js';
 import { nodeIdPattern } from './config.js';
 
 // Reads go to the socket in pieces this big: large enough that a 64 MiB chunk is 256 reads, small
-// enough that the piece a verifying read holds back until the hash is checked is cheap.
+// enough to keep a slow reader's buffered data modest.
 const readPieceBytes = 256 * 1024;
+// A whole-chunk read this small is read into memory in one go, verified, and sent from there.
+const wholeReadBytes = 256 * 1024;
 // A chunk file's name: 32 hex id, a dot, 64 hex sha256.
 const chunkFilePattern = /^([0-9a-f]{32})\.([0-9a-f]{64})$/;
 const fanoutPattern = /^[0-9a-f]{2}$/;
@@ -128,27 +130,19 @@ export class FsChunkStore implements ChunkStore {
   }
 
   async put(id: string, body: Readable | Buffer, size: number, sha256?: string): Promise<PutResult> {
-    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    const source = Buffer.isBuffer(body) ? undefined : body;
     try {
-      checkId(id);
-      if (!Number.isSafeInteger(size) || size < 0) throw new BadRequest(`invalid size ${size}`);
-      if (size > this.chunkSizeMax) {
-        throw new PayloadTooLarge(`chunk of ${size} bytes exceeds the limit of ${this.chunkSizeMax}`);
-      }
-      if (sha256 !== undefined && !sha256Pattern.test(sha256)) {
-        throw new BadRequest('expected sha256 must be 64 lowercase hex characters');
-      }
-      if (this.usedBytes + this.reservedBytes + size > this.capacityBytes) {
-        throw new InsufficientStorage(`capacity of ${this.capacityBytes} bytes would be exceeded`);
-      }
+      this.checkPut(id, size, sha256);
     } catch (err) {
-      source.destroy();
+      source?.destroy();
       throw err;
     }
     this.reservedBytes += size;
     const tmp = path.join(this.tmpDir, `${id}.${randomId(6)}.tmp`);
     try {
-      const actual = await this.writeTemp(tmp, source, size);
+      const actual = source
+        ? await this.writeTemp(tmp, source, size)
+        : await this.writeTempBuffer(tmp, body as Buffer, size);
       if (sha256 !== undefined && actual !== sha256) {
         throw new BadRequest(`body sha256 ${actual} does not match the expected ${sha256}`);
       }
@@ -158,6 +152,21 @@ export class FsChunkStore implements ChunkStore {
       throw mapDiskError(err);
     } finally {
       this.reservedBytes -= size;
+    }
+  }
+
+  /** Throws what `put` would refuse on its arguments alone, before any body byte is read. */
+  checkPut(id: string, size: number, sha256?: string): void {
+    checkId(id);
+    if (!Number.isSafeInteger(size) || size < 0) throw new BadRequest(`invalid size ${size}`);
+    if (size > this.chunkSizeMax) {
+      throw new PayloadTooLarge(`chunk of ${size} bytes exceeds the limit of ${this.chunkSizeMax}`);
+    }
+    if (sha256 !== undefined && !sha256Pattern.test(sha256)) {
+      throw new BadRequest('expected sha256 must be 64 lowercase hex characters');
+    }
+    if (this.usedBytes + this.reservedBytes + size > this.capacityBytes) {
+      throw new InsufficientStorage(`capacity of ${this.capacityBytes} bytes would be exceeded`);
     }
   }
 
@@ -178,21 +187,35 @@ export class FsChunkStore implements ChunkStore {
       }
       // Verify before sending: a reader that has already forwarded bytes cannot take them back, so
       // a corrupt replica must fail before its first byte (the gateway then reads another one).
-      // The second pass is mostly served by the page cache; the stream below re-checks it.
-      const actual = await hashFile(found.file);
-      if (actual !== found.sha256) {
-        this.quarantine(id, found.file, st.ino);
-        throw new Corrupt(`chunk ${id}: stored bytes hash to ${actual}, expected ${found.sha256}`);
+      if (size <= wholeReadBytes) {
+        // Small: one read into memory, checked, and exactly those bytes are sent.
+        const bytes = await fh.readFile();
+        await fh.close();
+        this.verify(id, found, st.ino, createHash('sha256').update(bytes).digest('hex'));
+        return { stream: Readable.from([bytes]), size, length: size, sha256: found.sha256 };
       }
-      const raw = fh.createReadStream({ highWaterMark: readPieceBytes });
-      const verify = new VerifyingStream(found.sha256, () => this.quarantine(id, found.file, st.ino));
-      raw.on('error', (err) => verify.destroy(err));
-      verify.on('close', () => raw.destroy());
-      return { stream: raw.pipe(verify), size, length: size, sha256: found.sha256 };
+      // Large: hash the file, then stream it. The stream is not hashed a second time: the chunk
+      // is immutable (same inode, written once) and its bytes were just checked, the second pass
+      // being mostly served by the page cache. Scrubbing re-reads everything on its own schedule.
+      // Both passes read through the one open descriptor: the bytes checked are the inode's sent.
+      this.verify(id, found, st.ino, await hashHandle(fh));
+      return {
+        stream: fh.createReadStream({ start: 0, highWaterMark: readPieceBytes }),
+        size,
+        length: size,
+        sha256: found.sha256,
+      };
     } catch (err) {
       await fh.close().catch(() => {});
       throw err;
     }
+  }
+
+  /** Throws Corrupt (and quarantines the file) when `actual` is not the chunk's recorded sha256. */
+  private verify(id: string, found: Located, ino: number, actual: string): void {
+    if (actual === found.sha256) return;
+    this.quarantine(id, found.file, ino);
+    throw new Corrupt(`chunk ${id}: stored bytes hash to ${actual}, expected ${found.sha256}`);
   }
 
   async head(id: string): Promise<ChunkInfo | undefined> {
@@ -281,6 +304,20 @@ export class FsChunkStore implements ChunkStore {
     }
   }
 
+  /** writeTemp for a body already in memory (a small chunk): no stream machinery. */
+  private async writeTempBuffer(tmp: string, body: Buffer, size: number): Promise<string> {
+    if (body.length !== size) throw new BadRequest(`body of ${body.length} bytes declared as ${size}`);
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const fh = await open(tmp, 'wx');
+    try {
+      await writeFully(fh, body);
+      await fh.sync();
+    } finally {
+      await fh.close().catch(() => {});
+    }
+    return sha256;
+  }
+
   /** Under the id lock: decide by the content already there, else rename into place durably. */
   private async commit(id: string, tmp: string, size: number, sha256: string): Promise<PutResult> {
     const existing = await this.locate(id);
@@ -290,8 +327,17 @@ export class FsChunkStore implements ChunkStore {
       return { id, size, sha256, created: false };
     }
     const leaf = this.leafDir(id);
-    const made = await mkdir(leaf, { recursive: true });
-    await rename(tmp, path.join(leaf, `${id}.${sha256}`));
+    const dest = path.join(leaf, `${id}.${sha256}`);
+    // Fan-out directories are made on first use only: the rename tells whether the leaf exists,
+    // which saves a mkdir call on every write.
+    let made: string | undefined;
+    try {
+      await rename(tmp, dest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      made = await mkdir(leaf, { recursive: true });
+      await rename(tmp, dest);
+    }
     await fsyncDir(leaf);
     // A freshly made fan-out directory must itself be durable in its parent, or the chunk in it
     // could vanish with it after a crash.
@@ -390,40 +436,14 @@ class MeteringStream extends Transform {
   }
 }
 
-/**
- * Passes a whole chunk through while hashing it, holding back the last piece until the hash is
- * checked: on mismatch the stream errors before the reader has every byte, so a corrupt chunk can
- * never be mistaken for a complete one.
- */
-class VerifyingStream extends Transform {
-  private readonly hash = createHash('sha256');
-  private held: Buffer | undefined;
-  constructor(
-    private readonly sha256: string,
-    private readonly onCorrupt: () => void,
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    const prev = this.held;
-    this.held = chunk;
-    cb(null, prev);
-  }
-  override _flush(cb: TransformCallback): void {
-    const actual = this.hash.digest('hex');
-    if (actual !== this.sha256) {
-      this.onCorrupt();
-      cb(new Corrupt(`stored bytes hash to ${actual}, expected ${this.sha256}`));
-      return;
-    }
-    cb(null, this.held);
-  }
-}
-
-async function hashFile(file: string): Promise<string> {
+/** SHA-256 of an open file from its start; the handle stays open. */
+async function hashHandle(fh: FileHandle): Promise<string> {
   const hash = createHash('sha256');
-  for await (const piece of createReadStream(file, { highWaterMark: readPieceBytes }))
+  for await (const piece of fh.createReadStream({
+    start: 0,
+    autoClose: false,
+    highWaterMark: readPieceBytes,
+  }))
     hash.update(piece as Buffer);
   return hash.digest('hex');
 }

@@ -19,8 +19,9 @@ export function sendXml(r: RequestCtx, xml: string, status = 200): void {
   r.koa.body = xml;
 }
 
+/** The bucket, or NoSuchBucket. A pre-check only (cached briefly): commits re-check under a lock. */
 export async function requireBucket(r: RequestCtx, bucket: string) {
-  const row = await r.gw.meta.getBucket(bucket);
+  const row = await r.gw.meta.bucketCached(bucket);
   if (!row) throw new S3Error('NoSuchBucket', undefined, { extra: { BucketName: bucket } });
   return row;
 }

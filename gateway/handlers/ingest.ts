@@ -9,7 +9,7 @@ import { chunkedDecoderFor } from '../s3/chunked.js';
 import { S3Error } from '../s3/errors.js';
 import { readBodyBounded } from '../s3/xml.js';
 import type { ChunkRecord } from '../storage/meta.js';
-import { IncompleteBody, writeChunks } from '../storage/writer.js';
+import { discardChunk, IncompleteBody, writeChunks } from '../storage/writer.js';
 import { header, type RequestCtx } from './context.js';
 
 // Request bodies: aws-chunked framing removed, every digest the request asserts (Content-MD5,
@@ -30,10 +30,15 @@ interface Body {
   stream: Readable;
   size: number;
   verifier: ChecksumVerifier;
+  /**
+   * The asserted x-amz-content-sha256 the verifier leaves to the caller: a body that is exactly
+   * one chunk has the chunk's SHA-256 (computed once, by the writer) as its own.
+   */
+  sha256Deferred?: string;
 }
 
 /** The decoded, verifying body of this request and its declared decoded length. */
-function openBody(r: RequestCtx, algorithm?: ChecksumAlgorithm): Body {
+function openBody(r: RequestCtx, algorithm?: ChecksumAlgorithm, chunkSize = 0): Body {
   const h = r.headers;
   const decoder = chunkedDecoderFor(r.auth.payload, r.auth.signing, h);
   const rawLength = decoder ? h['x-amz-decoded-content-length'] : h['content-length'];
@@ -43,6 +48,9 @@ function openBody(r: RequestCtx, algorithm?: ChecksumAlgorithm): Body {
   const asserted = checksumFromHeaders(h);
   const md5 = header(h, 'content-md5');
   const trailerName = asserted?.location === 'trailer' ? asserted.name : undefined;
+  const payloadSha256 = r.auth.payload.mode === 'sha256' ? r.auth.payload.sha256 : undefined;
+  const sha256Deferred =
+    payloadSha256 !== undefined && size > 0 && size <= chunkSize ? payloadSha256 : undefined;
   const verifier = new ChecksumVerifier({
     algorithm: asserted?.algorithm ?? algorithm,
     expected:
@@ -51,7 +59,7 @@ function openBody(r: RequestCtx, algorithm?: ChecksumAlgorithm): Body {
         : trailerName
           ? () => decoder?.trailers.get(trailerName)
           : undefined,
-    sha256Hex: r.auth.payload.mode === 'sha256' ? r.auth.payload.sha256 : undefined,
+    sha256Hex: sha256Deferred === undefined ? payloadSha256 : undefined,
     md5Hex: md5 !== undefined ? parseContentMd5(md5) : undefined,
   });
   const onError = () => {};
@@ -64,7 +72,7 @@ function openBody(r: RequestCtx, algorithm?: ChecksumAlgorithm): Body {
   req.on('error', (err) => first.destroy(err));
   req.pipe(first);
   const stream = decoder ? pipeline(decoder, verifier, onError) : verifier;
-  return { stream, size, verifier };
+  return { stream, size, verifier, sha256Deferred };
 }
 
 /** Streams the body into chunks on the storage nodes; throws before anything is committed. */
@@ -72,7 +80,7 @@ export async function ingest(
   r: RequestCtx,
   opts: { maxBytes: number; partNumber?: number; algorithm?: ChecksumAlgorithm },
 ): Promise<Ingested> {
-  const body = openBody(r, opts.algorithm);
+  const body = openBody(r, opts.algorithm, r.gw.config.chunkSizeBytes);
   if (body.size > opts.maxBytes) {
     throw new S3Error('EntityTooLarge', undefined, {
       extra: { ProposedSize: String(body.size), MaxSizeAllowed: String(opts.maxBytes) },
@@ -88,6 +96,14 @@ export async function ingest(
       partNumber: opts.partNumber,
     });
     const result = body.verifier.result;
+    const computed = written.chunks.length === 1 ? written.chunks[0].sha256 : undefined;
+    if (body.sha256Deferred !== undefined && computed !== body.sha256Deferred.toLowerCase()) {
+      // Nothing is committed yet: the stored chunks go, as for any failed write.
+      for (const c of written.chunks) discardChunk(r.gw.cluster, c);
+      throw new S3Error('XAmzContentSHA256Mismatch', undefined, {
+        extra: { ClientComputedContentSHA256: body.sha256Deferred, S3ComputedContentSHA256: computed ?? '' },
+      });
+    }
     return { size: written.size, md5Hex: result.md5Hex!, chunks: written.chunks, checksum: result.checksum };
   } catch (err) {
     if (err instanceof IncompleteBody) throw new S3Error('IncompleteBody', undefined, { cause: err });

@@ -84,6 +84,18 @@ const objectColumns = [
   'last_modified',
 ];
 
+/** What a listing entry shows: fewer columns to fetch and parse (no user metadata jsonb) per key. */
+const listColumns = [
+  'id',
+  'bucket',
+  'key',
+  'size',
+  'etag',
+  'checksum_algorithm',
+  'checksum_type',
+  'last_modified',
+];
+
 export function toObjectRow(r: Record<string, unknown>): ObjectRow {
   return {
     id: Number(r.id),
@@ -142,7 +154,22 @@ export interface ListPage {
   lastReturned?: string;
 }
 
+/**
+ * How long a bucket seen to exist is trusted by this gateway's pre-checks (`bucketCached`). It
+ * saves a round trip on every small PUT/GET; correctness never rests on it: a commit locks the
+ * bucket row itself (FOR SHARE) and fails if it is gone. Another gateway's DeleteBucket can go
+ * unseen here for at most this long (S3 itself documents bucket deletion as eventually visible).
+ */
+const bucketCacheMs = 1000;
+/** Bucket names remembered at most; a gateway serving more simply queries for the rest. */
+const bucketCacheMax = 10_000;
+
+/** Chunks per object written by the one-statement commit; larger objects take the batched path. */
+const commitInlineChunksMax = 200;
+
 export class MetaStore {
+  private readonly bucketCache = new Map<string, { row: BucketRow; at: number }>();
+
   constructor(readonly db: Knex) {}
 
   // ---- buckets ----
@@ -153,6 +180,21 @@ export class MetaStore {
 
   async getBucket(name: string): Promise<BucketRow | undefined> {
     return this.db('buckets').where({ name }).first();
+  }
+
+  /** `getBucket`, answered from a short-lived cache of buckets seen to exist (see bucketCacheMs). */
+  async bucketCached(name: string): Promise<BucketRow | undefined> {
+    const hit = this.bucketCache.get(name);
+    const now = Date.now();
+    if (hit && now - hit.at < bucketCacheMs) return hit.row;
+    const row = await this.getBucket(name);
+    if (!row) {
+      this.bucketCache.delete(name);
+      return undefined;
+    }
+    if (this.bucketCache.size >= bucketCacheMax) this.bucketCache.clear();
+    this.bucketCache.set(name, { row, at: now });
+    return row;
   }
 
   /** Returns false when the bucket already exists (the caller decides owned-by-you or not). */
@@ -167,6 +209,12 @@ export class MetaStore {
 
   /** Deletes an empty bucket; its abandoned multipart uploads go with it. */
   async deleteBucket(name: string): Promise<'deleted' | 'missing' | 'not-empty'> {
+    this.bucketCache.delete(name);
+    // Forgotten again once committed: a request racing this one may have cached it meanwhile.
+    return this.deleteBucketIn(name).finally(() => this.bucketCache.delete(name));
+  }
+
+  private async deleteBucketIn(name: string): Promise<'deleted' | 'missing' | 'not-empty'> {
     return this.db.transaction(async (trx) => {
       const bucket = await trx('buckets').where({ name }).forUpdate().first();
       if (!bucket) return 'missing';
@@ -222,18 +270,28 @@ export class MetaStore {
     chunks: ChunkRecord[],
     cond: WriteConditions,
   ): Promise<ObjectRow> {
-    const bucketRow = await trx('buckets').where({ name: bucket }).forShare().first('name');
-    if (!bucketRow) throw new NotFound('NoSuchBucket');
-    const old = await trx('objects').where({ bucket, key }).forUpdate().first('id', 'etag');
+    // One round trip locks both the bucket (it must not be deleted under us) and the current
+    // version (a concurrent overwrite waits for this commit).
+    const locked = await trx.raw(
+      `select b.name, o.id, o.etag
+         from (select name from buckets where name = ? for share) b
+         left join lateral (select id, etag from objects where bucket = ? and key = ? for update) o on true`,
+      [bucket, bucket, key],
+    );
+    const lockedRow = locked.rows[0] as { name: string; id: unknown; etag: string | null } | undefined;
+    if (!lockedRow) throw new NotFound('NoSuchBucket');
+    const old = lockedRow.id === null ? undefined : { id: Number(lockedRow.id), etag: lockedRow.etag ?? '' };
     if (cond.ifNoneMatch && old) throw new PreconditionFailed('object exists');
     if (cond.ifMatch !== undefined) {
       if (!old) throw new NotFound('NoSuchKey');
       if (!etagMatches(cond.ifMatch, old.etag)) throw new PreconditionFailed('etag differs');
     }
-    if (old) await this.removeObjectIn(trx, Number(old.id), 'overwritten');
-    const [row] = await trx('objects')
-      .insert({ bucket, key, ...objectColumnsOf(meta), last_modified: trx.fn.now() })
-      .returning(objectColumns);
+    if (old) await this.removeObjectIn(trx, old.id, 'overwritten');
+    const objectRow = { bucket, key, ...objectColumnsOf(meta), last_modified: trx.fn.now() };
+    if (chunks.length > 0 && chunks.length <= commitInlineChunksMax) {
+      return toObjectRow(await insertObjectWithChunks(trx, objectRow, chunks));
+    }
+    const [row] = await trx('objects').insert(objectRow).returning(objectColumns);
     const object = toObjectRow(row);
     await insertChunks(trx, chunks, { object_id: object.id });
     return object;
@@ -311,7 +369,8 @@ export class MetaStore {
 
   /**
    * One page of keys in byte order. With a delimiter, each common prefix costs one index seek
-   * past all keys under it, so a page costs O(page), not O(keys under the prefixes).
+   * past all keys under it, so a page costs O(page), not O(keys under the prefixes). Rows carry
+   * listColumns only; the other ObjectRow fields are undefined.
    */
   async list(bucket: string, q: ListQuery): Promise<ListPage> {
     const page: ListPage = { contents: [], commonPrefixes: [], isTruncated: false };
@@ -327,7 +386,7 @@ export class MetaStore {
         .andWhere('key', '<=', upper)
         .orderBy('key')
         .limit(Math.min(want + 1, listBatchRows))
-        .select(objectColumns);
+        .select(listColumns);
       inclusive = false;
       if (rows.length === 0) return page;
       let reseek: string | undefined;
@@ -403,6 +462,41 @@ export async function insertChunks(
     const replicas = batch.flatMap((c) => c.nodeIds.map((node_id) => ({ chunk_id: c.id, node_id })));
     if (replicas.length > 0) await trx('chunk_replicas').insert(replicas);
   }
+}
+
+/**
+ * Inserts an object row, its chunks and their replicas in one statement (data-modifying CTEs), so
+ * a small PUT's commit is one round trip instead of three. Foreign keys are checked at the end of
+ * the statement, after all three inserts. Returns the object row (objectColumns).
+ */
+async function insertObjectWithChunks(
+  trx: Knex.Transaction,
+  objectRow: Record<string, unknown>,
+  chunks: ChunkRecord[],
+): Promise<Record<string, unknown>> {
+  const objectSql = trx('objects').insert(objectRow).returning(objectColumns).toSQL();
+  const chunkValues = chunks.map(() => '(?::text, ?::int, ?::int, ?::bigint, ?::bigint, ?::text)').join(', ');
+  const chunkBindings = chunks.flatMap((c) => [
+    c.id,
+    c.partNumber ?? null,
+    c.seq,
+    c.offset,
+    c.size,
+    c.sha256,
+  ]);
+  const replicas = chunks.flatMap((c) => c.nodeIds.map((nodeId) => [c.id, nodeId]));
+  const replicaSql =
+    replicas.length === 0
+      ? ''
+      : `, r as (insert into chunk_replicas (chunk_id, node_id) values ${replicas.map(() => '(?, ?)').join(', ')})`;
+  const sql =
+    `with o as (${objectSql.sql}),` +
+    ' c as (insert into chunks (id, object_id, part_number, seq, "offset", size, sha256)' +
+    ' select v.id, o.id, v.part_number, v.seq, v."offset", v.size, v.sha256 from o,' +
+    ` (values ${chunkValues}) as v(id, part_number, seq, "offset", size, sha256))${replicaSql}` +
+    ' select * from o';
+  const res = await trx.raw(sql, [...objectSql.bindings, ...chunkBindings, ...replicas.flat()]);
+  return res.rows[0] as Record<string, unknown>;
 }
 
 /** Detaches chunks from their owner and queues their bytes for deletion. */

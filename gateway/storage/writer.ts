@@ -27,6 +27,14 @@ export interface WriteResult {
 /** Per-replica stream buffer: bounds the memory a slow node can pin in the gateway. */
 const replicaBufferBytes = 1024 * 1024;
 
+/**
+ * A last chunk this small (all of a small object) is collected here first and sent to each
+ * replica in one `end(buffer)`, with its sha256 up front so the node checks it before keeping the
+ * bytes. Streaming it through a PassThrough and a length check per replica costs more CPU and
+ * socket writes than the bytes themselves; holding one such chunk per request keeps memory flat.
+ */
+export const smallChunkBytes = 256 * 1024;
+
 export class IncompleteBody extends BadRequest {}
 
 export async function writeChunks(
@@ -45,7 +53,9 @@ export async function writeChunks(
       while (buf.length > 0) {
         if (!current) {
           const size = Math.min(opts.chunkSize, opts.size - offset);
-          current = new ChunkFanout(cluster, opts, size, seq++, offset);
+          // Only the last chunk: earlier ones keep the streaming path's backpressure.
+          const buffered = size <= smallChunkBytes && offset + size === opts.size;
+          current = new ChunkFanout(cluster, opts, size, seq++, offset, buffered);
         }
         const n = Math.min(buf.length, current.remaining);
         await current.write(buf.subarray(0, n));
@@ -90,7 +100,10 @@ class ChunkFanout {
   readonly id = newChunkId();
   readonly sha = createHash('sha256');
   remaining: number;
-  private writes: ReplicaWrite[];
+  private writes: ReplicaWrite[] = [];
+  private readonly replicas: Replica[];
+  /** The bytes of a buffered chunk (see smallChunkBytes), sent once all have arrived. */
+  private readonly parts: Buffer[] | undefined;
 
   constructor(
     cluster: ClusterView,
@@ -98,11 +111,17 @@ class ChunkFanout {
     readonly size: number,
     readonly seq: number,
     readonly offset: number,
+    buffered = false,
   ) {
     this.remaining = size;
     const replicas = cluster.place(this.id, opts.replication);
     if (replicas.length < opts.writeQuorum) {
       throw new Unavailable(`only ${replicas.length} storage nodes are up; ${opts.writeQuorum} are needed`);
+    }
+    this.replicas = replicas;
+    if (buffered) {
+      this.parts = [];
+      return;
     }
     this.writes = replicas.map((replica) => {
       const pass = new PassThrough({ highWaterMark: replicaBufferBytes });
@@ -123,6 +142,10 @@ class ChunkFanout {
   async write(buf: Buffer): Promise<void> {
     this.sha.update(buf);
     this.remaining -= buf.length;
+    if (this.parts) {
+      this.parts.push(buf);
+      return;
+    }
     const waits: Promise<unknown>[] = [];
     for (const w of this.writes) {
       if (w.failed) continue;
@@ -142,11 +165,19 @@ class ChunkFanout {
   async finish(): Promise<ChunkRecord> {
     for (const w of this.writes) if (!w.failed) w.pass.end();
     const sha256 = this.sha.digest('hex');
-    const results = await Promise.allSettled(this.writes.map((w) => w.result));
+    let results: PromiseSettledResult<{ sha256: string; size: number }>[];
+    if (this.parts) {
+      const body = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
+      results = await Promise.allSettled(
+        this.replicas.map((r) => r.client.put(this.id, body, this.size, sha256)),
+      );
+    } else {
+      results = await Promise.allSettled(this.writes.map((w) => w.result));
+    }
     const nodeIds: string[] = [];
     results.forEach((r, i) => {
       if (r.status === 'fulfilled' && r.value.sha256 === sha256 && r.value.size === this.size) {
-        nodeIds.push(this.writes[i].replica.node.id);
+        nodeIds.push(this.replicas[i].node.id);
       }
     });
     if (nodeIds.length < this.opts.writeQuorum) {

@@ -72,7 +72,9 @@ export class ProcessRuntime implements NodeRuntime {
         S3DFS_CLUSTER_SECRET: this.opts.clusterSecret,
         S3DFS_CHUNK_SIZE_MAX: String(this.opts.chunkSizeBytes),
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // A node's stdout (a line per storage request) is relayed at debug level only; with debug
+      // off it goes nowhere rather than costing this process a pipe read per chunk request.
+      stdio: ['ignore', this.opts.logger.isLevelEnabled('debug') ? 'pipe' : 'ignore', 'pipe'],
     });
     child.proc = proc;
     child.startedAt = Date.now();
