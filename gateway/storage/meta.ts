@@ -96,13 +96,9 @@ const listColumns = [
   'last_modified',
 ];
 
-export function toObjectRow(r: Record<string, unknown>): ObjectRow {
+/** The headers that describe an object, as stored on `objects` and `multipart_uploads` rows. */
+export function contentMetaOfRow(r: Record<string, unknown>): Omit<ObjectMeta, 'size' | 'etag'> {
   return {
-    id: Number(r.id),
-    bucket: r.bucket as string,
-    key: r.key as string,
-    size: Number(r.size),
-    etag: r.etag as string,
     contentType: r.content_type as string | null,
     contentEncoding: r.content_encoding as string | null,
     contentDisposition: r.content_disposition as string | null,
@@ -110,6 +106,17 @@ export function toObjectRow(r: Record<string, unknown>): ObjectRow {
     cacheControl: r.cache_control as string | null,
     expires: r.expires as string | null,
     userMeta: (r.user_meta ?? {}) as Record<string, string>,
+  };
+}
+
+export function toObjectRow(r: Record<string, unknown>): ObjectRow {
+  return {
+    id: Number(r.id),
+    bucket: r.bucket as string,
+    key: r.key as string,
+    size: Number(r.size),
+    etag: r.etag as string,
+    ...contentMetaOfRow(r),
     checksumAlgorithm: r.checksum_algorithm as string | null,
     checksumValue: r.checksum_value as string | null,
     checksumType: r.checksum_type as string | null,
