@@ -11,26 +11,13 @@ import { loadManagerConfig, type ManagerConfig } from '../../manager/config.js';
 import { type ManagerHandle, startManager } from '../../manager/manager.js';
 import { dockerClient, LABEL_CLUSTER, LABEL_NODE } from '../../manager/runtime/docker.js';
 import { buildNodeImage } from '../../manager/runtime/docker-image.js';
+import { waitForValue } from '../helpers/cluster.js';
 import { engines, type TestDb } from '../helpers/db.js';
 
 const enabled = process.env.S3DFS_TEST_DOCKER === '1';
 // Private to this file.
 const POOL = '19300-19309';
 const DOWN_AFTER_MS = 1500;
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 if (!enabled && process.env.CI) {
   describe('manager with the Docker runtime', () => {
@@ -98,7 +85,11 @@ if (!enabled && process.env.CI) {
     });
 
     it('starts 3 labelled node containers, each on its pool port, all up', async () => {
-      await waitFor('3 nodes up', async () => m.ring().nodes.filter((n) => n.status === 'up').length === 3);
+      await waitForValue(
+        '3 nodes up',
+        async () => m.ring().nodes.filter((n) => n.status === 'up').length === 3,
+        30_000,
+      );
       const containers = await clusterContainers();
       expect(containers).to.have.length(3);
       for (const c of containers) {
@@ -118,8 +109,8 @@ if (!enabled && process.env.CI) {
       const id = m.ring().nodes[0].id;
       const before = (await docker.getContainer(id).inspect()).Id;
       await docker.getContainer(id).kill();
-      await waitFor('down event', async () => (await eventsTo(id, 'down')) > 0, DOWN_AFTER_MS + 10_000);
-      await waitFor('up again', async () => status(id) === 'up');
+      await waitForValue('down event', async () => (await eventsTo(id, 'down')) > 0, DOWN_AFTER_MS + 10_000);
+      await waitForValue('up again', async () => status(id) === 'up', 30_000);
       expect((await docker.getContainer(id).inspect()).Id).to.equal(before);
       expect(m.ops.node(id).restarts).to.be.at.least(1);
       expect((await readBack(id)).equals(chunks.get(id)!.body)).to.equal(true);
@@ -129,8 +120,8 @@ if (!enabled && process.env.CI) {
       const id = m.ring().nodes[1].id;
       const before = (await docker.getContainer(id).inspect()).Id;
       await docker.getContainer(id).remove({ force: true });
-      await waitFor('down event', async () => (await eventsTo(id, 'down')) > 0, DOWN_AFTER_MS + 10_000);
-      await waitFor('up again', async () => status(id) === 'up');
+      await waitForValue('down event', async () => (await eventsTo(id, 'down')) > 0, DOWN_AFTER_MS + 10_000);
+      await waitForValue('up again', async () => status(id) === 'up', 30_000);
       expect((await docker.getContainer(id).inspect()).Id).to.not.equal(before);
       expect((await readBack(id)).equals(chunks.get(id)!.body)).to.equal(true);
     });
@@ -143,7 +134,11 @@ if (!enabled && process.env.CI) {
         .sort();
       await m.stop();
       m = await startManager({ config, db: t.db, logger: createLogger('test') });
-      await waitFor('3 nodes up', async () => m.ring().nodes.filter((n) => n.status === 'up').length === 3);
+      await waitForValue(
+        '3 nodes up',
+        async () => m.ring().nodes.filter((n) => n.status === 'up').length === 3,
+        30_000,
+      );
       const after = await clusterContainers();
       expect(after.map((c) => c.Id).sort()).to.deep.equal(before);
       expect(after.every((c) => c.State === 'running')).to.equal(true);

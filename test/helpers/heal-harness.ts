@@ -55,12 +55,32 @@ export class HealHarness {
     return this.m.ring().replication;
   }
 
-  async json<T>(p: string): Promise<T> {
-    const res = await fetch(`${this.m.url}${p}`, {
-      headers: { authorization: `Bearer ${this.m.adminToken}` },
+  /** A manager API call with the admin token. */
+  api(p: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(`${this.m.url}${p}`, {
+      ...init,
+      headers: { authorization: `Bearer ${this.m.adminToken}`, ...(init.headers ?? {}) },
     });
-    expect(res.status, p).to.equal(200);
-    return (await res.json()) as T;
+  }
+
+  /** A manager API call whose status the caller checks. */
+  async request<T = Record<string, unknown>>(
+    p: string,
+    init?: RequestInit,
+  ): Promise<{ status: number; body: T }> {
+    const res = await this.api(p, init);
+    return { status: res.status, body: (await res.json()) as T };
+  }
+
+  /** A manager API read that must answer 200. */
+  async json<T>(p: string): Promise<T> {
+    const { status, body } = await this.request<T>(p);
+    expect(status, p).to.equal(200);
+    return body;
+  }
+
+  async fsck(): Promise<FsckReport> {
+    return this.json<FsckReport>('/api/fsck');
   }
 
   async put(key: string, size: number): Promise<void> {
@@ -85,6 +105,10 @@ export class HealHarness {
 
   upIds(): string[] {
     return [...this.m.monitor.nodes.values()].filter((s) => s.row.status === 'up').map((s) => s.row.id);
+  }
+
+  async liveChunks(): Promise<{ id: string; sha256: string }[]> {
+    return this.p.db('chunks').whereNotNull('object_id').orWhereNotNull('part_id').select('id', 'sha256');
   }
 
   /** Every chunk id on a node's disk, from its own inventory. */
@@ -132,7 +156,7 @@ export class HealHarness {
         async () => {
           const k = await this.json<{ underReplicatedChunks: number; missingChunks: number }>('/api/cluster');
           if (k.underReplicatedChunks !== 0 || k.missingChunks !== 0) return false;
-          last = await this.json<FsckReport>('/api/fsck');
+          last = await this.fsck();
           return last.clean;
         },
         timeoutMs,

@@ -2,76 +2,25 @@
 // chunk file, an added node, a drained node, deleted objects and orphan files all end in R good
 // replicas per chunk (checked in chunk_replicas and on disk), byte-exact reads against digests kept
 // by the test, and a clean fsck; fsck counts a deliberately broken cluster correctly.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import {
-  CreateBucketCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  PutObjectCommand,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { newChunkId } from '../../lib/ids.js';
-import { NodeClient } from '../../lib/node-client.js';
-import type { FsckReport } from '../../manager/healing/fsck.js';
 import type { ProcessRuntime } from '../../manager/runtime/process.js';
 import { startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
+import { HEAL_ENV, HealHarness, sha256 } from '../helpers/heal-harness.js';
 
 const CHUNK = 64 * 1024;
 const BUCKET = 'heal';
 
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Short intervals everywhere so each scenario settles in seconds. */
-const HEAL_ENV = {
-  S3DFS_HEAL_INTERVAL_MS: '300',
-  S3DFS_REPAIR_GRACE_MS: '1000',
-  S3DFS_INVENTORY_INTERVAL_MS: '1000',
-  S3DFS_ORPHAN_GRACE_MS: '10000',
-  S3DFS_SCRUB_BYTES_PER_SEC: '8MiB',
-  S3DFS_REPAIR_CONCURRENCY: '4',
-  S3DFS_PROBE_TIMEOUT_MS: '300',
-};
-
-class Harness {
-  /** Digests kept by the test, never read back from the system's metadata. */
-  readonly digests = new Map<string, string>();
-  constructor(readonly c: TestCluster) {}
-
-  get R(): number {
-    return this.c.manager.ring().replication;
-  }
-
-  api(p: string, init: RequestInit = {}): Promise<Response> {
-    return fetch(`${this.c.manager.url}${p}`, {
-      ...init,
-      headers: { authorization: `Bearer ${this.c.manager.adminToken}`, ...(init.headers ?? {}) },
-    });
-  }
-
-  async json<T = Record<string, unknown>>(
-    p: string,
-    init?: RequestInit,
-  ): Promise<{ status: number; body: T }> {
-    const res = await this.api(p, init);
-    return { status: res.status, body: (await res.json()) as T };
-  }
-
-  async put(key: string, size: number): Promise<void> {
-    const body = randomBytes(size);
-    await this.c.client().send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
-    this.digests.set(key, sha256(body));
-  }
-
-  async read(key: string): Promise<string> {
-    const res = await this.c.client().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-    return sha256(await res.Body!.transformToByteArray());
-  }
-
-  async readAll(): Promise<void> {
-    for (const [key, digest] of this.digests) expect(await this.read(key), key).to.equal(digest);
+/** The process runtime's harness: node data dirs are on this machine's disk. */
+class Harness extends HealHarness {
+  constructor(readonly c: TestCluster) {
+    super({ db: c.db, manager: () => c.manager, client: () => c.client(), bucket: BUCKET });
   }
 
   nodeDir(id: string): string {
@@ -84,66 +33,6 @@ class Harness {
     if (!existsSync(leaf)) return undefined;
     const name = readdirSync(leaf).find((n) => n.startsWith(`${chunkId}.`));
     return name && path.join(leaf, name);
-  }
-
-  nodeClient(id: string): NodeClient {
-    const row = this.c.manager.monitor.nodes.get(id)!.row;
-    return new NodeClient({
-      baseUrl: `http://${row.host}:${row.port}`,
-      secret: this.c.manager.clusterSecret,
-    });
-  }
-
-  upIds(): string[] {
-    return [...this.c.manager.monitor.nodes.values()]
-      .filter((s) => s.row.status === 'up')
-      .map((s) => s.row.id);
-  }
-
-  async liveChunks(): Promise<{ id: string; sha256: string }[]> {
-    return this.c.db('chunks').whereNotNull('object_id').orWhereNotNull('part_id').select('id', 'sha256');
-  }
-
-  /** Chunks lacking R ok replicas on up nodes, straight from chunk_replicas. */
-  async shortChunks(): Promise<number> {
-    const up = this.upIds();
-    const rows = await this.c
-      .db('chunks as c')
-      .leftJoin('chunk_replicas as r', function () {
-        this.on('r.chunk_id', 'c.id').andOnVal('r.state', 'ok');
-      })
-      .where((b) => b.whereNotNull('c.object_id').orWhereNotNull('c.part_id'))
-      .groupBy('c.id')
-      .select('c.id', this.c.db.raw('array_agg(r.node_id) as nodes'));
-    return rows.filter(
-      (r: { nodes: (string | null)[] }) => r.nodes.filter((n) => n && up.includes(n)).length < this.R,
-    ).length;
-  }
-
-  async fsck(): Promise<FsckReport> {
-    return (await this.json<FsckReport>('/api/fsck')).body;
-  }
-
-  async waitClean(timeoutMs = 30_000): Promise<FsckReport> {
-    let last: FsckReport | undefined;
-    try {
-      await waitFor(
-        async () => {
-          const k = (
-            await this.json<{ underReplicatedChunks: number; missingChunks: number }>('/api/cluster')
-          ).body;
-          if (k.underReplicatedChunks !== 0 || k.missingChunks !== 0) return false;
-          last = await this.fsck();
-          return last.clean;
-        },
-        timeoutMs,
-        200,
-      );
-    } catch (err) {
-      throw new Error(`cluster not clean: ${JSON.stringify(last?.counts ?? 'no fsck')}: ${err}`);
-    }
-    expect(await this.shortChunks()).to.equal(0);
-    return last!;
   }
 }
 
@@ -207,7 +96,7 @@ describe('self-healing (process runtime, PGlite)', function () {
         .select('chunk_id', h.c.db.raw('count(*) as n'));
       expect(counts.every((r: { n: string }) => Number(r.n) === 3)).to.equal(true);
       await h.readAll();
-      const healing = (await h.json<{ healing: { repair: { done: number } } }>('/api/cluster')).body.healing;
+      const healing = (await h.json<{ healing: { repair: { done: number } } }>('/api/cluster')).healing;
       expect(healing.repair.done).to.be.greaterThan(0);
     });
 
@@ -289,7 +178,7 @@ describe('self-healing (process runtime, PGlite)', function () {
 
     it('rebalances about 1/N of the replicas onto a new node', async () => {
       const total = Number((await h.c.db('chunk_replicas').count({ n: '*' }))[0].n);
-      const { status, body } = await h.json<{ nodes: { id: string }[] }>('/api/nodes', {
+      const { status, body } = await h.request<{ nodes: { id: string }[] }>('/api/nodes', {
         method: 'POST',
         body: JSON.stringify({ count: 1 }),
       });
@@ -303,8 +192,7 @@ describe('self-healing (process runtime, PGlite)', function () {
       const after = Number((await h.c.db('chunk_replicas').count({ n: '*' }))[0].n);
       expect(after).to.equal(total);
       expect(onNew / total).to.be.within(0.5 / n, 1.5 / n);
-      const healing = (await h.json<{ healing: { rebalance: { done: number } } }>('/api/cluster')).body
-        .healing;
+      const healing = (await h.json<{ healing: { rebalance: { done: number } } }>('/api/cluster')).healing;
       expect(healing.rebalance.done).to.be.greaterThan(0);
       const metrics = await (await h.api('/metrics')).text();
       expect(metrics).to.match(/^s3dfs_heal_done\{activity="rebalance"\} [1-9]/m);
@@ -314,7 +202,7 @@ describe('self-healing (process runtime, PGlite)', function () {
 
     it('drains a node until it is empty, then removes it', async () => {
       const victim = h.upIds()[2];
-      const res = await h.json(`/api/nodes/${victim}/drain`, { method: 'POST' });
+      const res = await h.request(`/api/nodes/${victim}/drain`, { method: 'POST' });
       expect(res.status).to.equal(200);
       await waitFor(
         async () => {
@@ -326,7 +214,7 @@ describe('self-healing (process runtime, PGlite)', function () {
       );
       await waitFor(async () => (await h.nodeClient(victim).list()).chunks.length === 0, 20_000, 200);
       await waitFor(async () => {
-        const ev = (await h.json<{ events: { reason: string }[] }>(`/api/events?node=${victim}`)).body.events;
+        const ev = (await h.json<{ events: { reason: string }[] }>(`/api/events?node=${victim}`)).events;
         return ev.some((e) => e.reason.startsWith('drain complete'));
       });
       await h.readAll();
@@ -357,7 +245,7 @@ describe('self-healing (process runtime, PGlite)', function () {
 
     /** Runs one healing pass through the API and waits for it to finish. */
     async function repairNow(): Promise<void> {
-      const res = await h.json<{ pass: { passId: number } }>('/api/repair', { method: 'POST' });
+      const res = await h.request<{ pass: { passId: number } }>('/api/repair', { method: 'POST' });
       expect(res.status).to.equal(202);
       await sleep(50);
       await h.c.manager.healer.settled();
@@ -365,10 +253,10 @@ describe('self-healing (process runtime, PGlite)', function () {
 
     it('refuses to remove a node holding the only copy, removes it once drained', async () => {
       const victim = h.upIds()[0];
-      const del = await h.json<{ error: { code: string } }>(`/api/nodes/${victim}`, { method: 'DELETE' });
+      const del = await h.request<{ error: { code: string } }>(`/api/nodes/${victim}`, { method: 'DELETE' });
       expect(del.status).to.equal(409);
       expect(del.body.error.code).to.equal('Conflict');
-      await h.json(`/api/nodes/${victim}/drain`, { method: 'POST' });
+      await h.request(`/api/nodes/${victim}/drain`, { method: 'POST' });
       await waitFor(
         async () => {
           await repairNow();
@@ -378,8 +266,7 @@ describe('self-healing (process runtime, PGlite)', function () {
         30_000,
         100,
       );
-      const cluster = (await h.json<{ healing: { drain: { nodes: { done: boolean }[] } } }>('/api/cluster'))
-        .body;
+      const cluster = await h.json<{ healing: { drain: { nodes: { done: boolean }[] } } }>('/api/cluster');
       expect(cluster.healing.drain.nodes.every((d) => d.done)).to.equal(true);
       expect((await h.api(`/api/nodes/${victim}?purge=true`, { method: 'DELETE' })).status).to.equal(200);
       await h.readAll();

@@ -9,6 +9,7 @@ import { loadManagerConfig, type ManagerConfig } from '../../manager/config.js';
 import { type ManagerHandle, startManager } from '../../manager/manager.js';
 import { leasePort } from '../../manager/port-pool.js';
 import type { ProcessRuntime } from '../../manager/runtime/process.js';
+import { waitForValue } from '../helpers/cluster.js';
 import { engines, type TestDb } from '../helpers/db.js';
 
 // Private to this file: 19100-19104 for the manager, 19180-19199 for the lease race.
@@ -16,20 +17,6 @@ const POOL_LO = 19100;
 const POOL_HI = 19104;
 const INTERVAL_MS = 150;
 const DOWN_AFTER_MS = 900;
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function holdPort(port: number): Promise<net.Server> {
   return new Promise((resolve, reject) => {
@@ -83,7 +70,7 @@ describe(`manager with the process runtime (${engine.name})`, function () {
   });
 
   it('starts 3 nodes on free pool ports, skipping a port another program holds', async () => {
-    await waitFor('3 nodes up', async () => (await upCount()) === 3);
+    await waitForValue('3 nodes up', async () => (await upCount()) === 3);
     const { body } = await json('/api/nodes');
     const ports = body.nodes.map((n: { port: number }) => n.port).sort();
     expect(ports).to.deep.equal([POOL_LO + 1, POOL_LO + 2, POOL_LO + 3]);
@@ -102,9 +89,9 @@ describe(`manager with the process runtime (${engine.name})`, function () {
     process.kill(pid, 'SIGKILL');
     const events = async () =>
       (await json(`/api/events?node=${id}&limit=50`)).body.events as { to: string; at: string }[];
-    const down = await waitFor('down event', async () => (await events()).find((e) => e.to === 'down'));
+    const down = await waitForValue('down event', async () => (await events()).find((e) => e.to === 'down'));
     expect(new Date(down.at).getTime() - killedAt).to.be.lessThan(DOWN_AFTER_MS + 2 * INTERVAL_MS);
-    await waitFor('node up again', async () => (await json(`/api/nodes/${id}`)).body.status === 'up');
+    await waitForValue('node up again', async () => (await json(`/api/nodes/${id}`)).body.status === 'up');
     const node = (await json(`/api/nodes/${id}`)).body;
     expect(node.restarts).to.equal(1);
     expect((m.runtime as ProcessRuntime).pid(id)).to.not.equal(pid);
@@ -150,7 +137,7 @@ describe(`manager with the process runtime (${engine.name})`, function () {
     expect(r.status).to.equal(201);
     expect(r.body.nodes).to.have.length(1);
     expect(r.body.nodes[0].port).to.equal(POOL_HI);
-    await waitFor('4 nodes up', async () => (await upCount()) === 4);
+    await waitForValue('4 nodes up', async () => (await upCount()) === 4);
     expect(m.ring().version).to.be.greaterThan(before);
     const placement = (await json('/api/placement?chunk=0123456789abcdef0123456789abcdef')).body;
     expect(placement.chosen).to.have.length(3);
@@ -219,7 +206,7 @@ describe(`manager with the process runtime (${engine.name})`, function () {
     const versionBefore = m.ring().version;
     await m.stop();
     m = await startManager({ config, db: t.db, logger: createLogger('test') });
-    await waitFor('3 nodes up after restart', async () => (await upCount()) === 3);
+    await waitForValue('3 nodes up after restart', async () => (await upCount()) === 3);
     const after = (await json('/api/nodes')).body.nodes
       .map((n: { id: string; port: number }) => `${n.id}:${n.port}`)
       .sort();
