@@ -63,12 +63,8 @@ const maxTail = '\u{10FFFF}'.repeat(257);
 /** Rows fetched per listing query; the loop re-seeks past each common prefix. */
 const listBatchRows = 1000;
 
-const objectColumns = [
-  'id',
-  'bucket',
-  'key',
-  'size',
-  'etag',
+/** The stored headers that describe an object, on `objects` and `multipart_uploads` alike. */
+export const contentMetaColumns = [
   'content_type',
   'content_encoding',
   'content_disposition',
@@ -76,6 +72,15 @@ const objectColumns = [
   'cache_control',
   'expires',
   'user_meta',
+];
+
+const objectColumns = [
+  'id',
+  'bucket',
+  'key',
+  'size',
+  'etag',
+  ...contentMetaColumns,
   'checksum_algorithm',
   'checksum_value',
   'checksum_type',

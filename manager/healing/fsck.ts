@@ -11,18 +11,21 @@ const PAGE = 1000;
 /** Inventory entries compared per node before fsck gives up on that node (reported as truncated). */
 const INVENTORY_ENTRIES_MAX = 2_000_000;
 
-export type Finding =
-  | 'missing'
-  | 'underReplicated'
-  | 'surplus'
-  | 'misplaced'
-  | 'corrupt'
-  | 'lostReplicas'
-  | 'orphans'
-  | 'youngOrphans'
-  | 'untracked'
-  | 'stuckUploads'
-  | 'pendingDeletes';
+const FINDINGS = [
+  'missing',
+  'underReplicated',
+  'surplus',
+  'misplaced',
+  'corrupt',
+  'lostReplicas',
+  'orphans',
+  'youngOrphans',
+  'untracked',
+  'stuckUploads',
+  'pendingDeletes',
+] as const;
+
+export type Finding = (typeof FINDINGS)[number];
 
 /** Findings that make a cluster unclean; the others are normal transient states. */
 const UNCLEAN: Finding[] = [
@@ -51,23 +54,10 @@ export interface FsckReport {
 
 export async function fsck(ctx: HealContext, uploadExpiryMs: number): Promise<FsckReport> {
   const started = Date.now();
-  const findings = Object.fromEntries(
-    (
-      [
-        'missing',
-        'underReplicated',
-        'surplus',
-        'misplaced',
-        'corrupt',
-        'lostReplicas',
-        'orphans',
-        'youngOrphans',
-        'untracked',
-        'stuckUploads',
-        'pendingDeletes',
-      ] as Finding[]
-    ).map((f) => [f, { n: 0, ex: [] as string[] }]),
-  ) as Record<Finding, { n: number; ex: string[] }>;
+  const findings = Object.fromEntries(FINDINGS.map((f) => [f, { n: 0, ex: [] as string[] }])) as Record<
+    Finding,
+    { n: number; ex: string[] }
+  >;
   const note = (f: Finding, example: string, n = 1) => {
     findings[f].n += n;
     if (findings[f].ex.length < EXAMPLES_MAX) findings[f].ex.push(example);
