@@ -264,6 +264,10 @@ function checkedBody(res: IncomingMessage, req: http.ClientRequest, length: numb
       else cb(new Unavailable(`${from} ended the body after ${received} of ${length} bytes`));
     },
   });
+  // A body nobody reads yet (a prefetched next chunk, a GET whose client left) may fail when its
+  // node goes away; that must not be an unhandled 'error' that takes the whole process down. Readers
+  // that consume it still see the error (async iteration and pipeline report a destroyed stream's error).
+  out.on('error', () => {});
   res.pipe(out);
   res.on('error', (err) => out.destroy(new Unavailable(`${from}: ${err.message}`)));
   res.on('close', () => {
