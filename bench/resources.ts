@@ -9,6 +9,8 @@ const refreshNodesEveryMs = 2000;
 const clockTicksPerSec = 100;
 
 export interface Usage {
+  /** At the start of the workload: what the peak grew from. */
+  serverStartRssMb: number | null;
   serverPeakRssMb: number | null;
   serverCpuSec: number | null;
   nodesPeakRssMb: number | null;
@@ -91,6 +93,8 @@ export class Sampler {
   /** Starts a measurement; the returned function ends it. Node RSS is the largest single node. */
   window(): () => Usage {
     const have = Boolean(this.cluster.serverPid);
+    const mb = (x: number) => Math.round(x / 1e6);
+    const startRss = have ? mb(sample(this.cluster.serverPid!)?.rssBytes ?? 0) : null;
     this.serverPeak = 0;
     this.nodesPeak = 0;
     const c0 = this.cpu();
@@ -98,9 +102,9 @@ export class Sampler {
     return () => {
       const c1 = this.cpu();
       const b = process.cpuUsage(b0);
-      const mb = (x: number) => Math.round(x / 1e6);
       const sec = (x: number) => Math.round(x * 100) / 100;
       return {
+        serverStartRssMb: startRss,
         serverPeakRssMb: have ? mb(this.serverPeak) : null,
         serverCpuSec: have ? sec(c1.server - c0.server) : null,
         nodesPeakRssMb: have ? mb(this.nodesPeak) : null,

@@ -5,7 +5,7 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  type S3Client,
+  S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Cluster } from './cluster.js';
@@ -22,6 +22,8 @@ export interface Sizes {
   smallBytes: number;
   smallCount: number;
   smallConcurrency: number;
+  /** Keys preloaded (untimed) for the listing, whatever the 4 KiB PUTs managed. */
+  listKeys: number;
   listPageKeys: number;
   listPassesMax: number;
   rangeBytes: number;
@@ -30,8 +32,15 @@ export interface Sizes {
   mixedObjectBytes: number;
   mixedConcurrency: number;
   mixedSeconds: number;
+  /** upload16: this many clients upload one object each, all at once. */
+  uploadClients: number;
+  uploadBytes: number;
+  /** Ranged reads per uploaded object when checking it afterwards. */
+  uploadSlices: number;
   /** Every workload stops at this, finished or not. */
   workloadTimeLimitMs: number;
+  /** The same for upload16, which moves far more bytes than any other workload. */
+  uploadTimeLimitMs: number;
 }
 
 export interface Ctx {
@@ -48,9 +57,22 @@ const seed = {
   medium: (i: number) => 100 + i,
   small: (i: number) => 10_000 + i,
   mixed: (i: number) => 1_000_000 + i,
+  upload: (i: number) => 2_000_000 + i,
 };
 
 const smallKey = (i: number) => `small/${String(i).padStart(6, '0')}`;
+const listKey = (i: number) => `list/${String(i).padStart(6, '0')}`;
+const uploadKey = (i: number) => `upload/${i}`;
+
+/** An S3 client at the SDK's default settings, as an application would make one. */
+export function client(cluster: Cluster): S3Client {
+  return new S3Client({
+    endpoint: cluster.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey },
+  });
+}
 
 export async function largePut(ctx: Ctx): Promise<{ rec: Recorder; landed: boolean }> {
   const { largeBytes, largePartBytes, largeQueue } = ctx.sizes;
@@ -150,11 +172,34 @@ export async function smallDelete(ctx: Ctx, written: number): Promise<Recorder> 
   return rec;
 }
 
-/** Full listings of the small/ prefix, page by page; checks every key is there in order. */
-export async function listing(ctx: Ctx, written: number): Promise<Recorder> {
+/** Untimed: fills the list/ prefix with listKeys empty objects for the listing to page over. */
+export async function preloadListing(ctx: Ctx): Promise<{ keys: string[]; failed: number }> {
+  const { listKeys, smallConcurrency } = ctx.sizes;
+  const landed: boolean[] = [];
+  await pool(listKeys, smallConcurrency, Number.POSITIVE_INFINITY, async (i) => {
+    try {
+      await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket, Key: listKey(i), Body: '' }));
+      landed[i] = true;
+    } catch {
+      // Counted below; the listing then expects only the keys that landed.
+    }
+  });
+  const keys = Array.from({ length: listKeys }, (_, i) => i)
+    .filter((i) => landed[i])
+    .map(listKey);
+  return { keys, failed: listKeys - keys.length };
+}
+
+/** Full listings of the list/ prefix, page by page; checks every key is there in order. */
+export async function listing(ctx: Ctx, preload: { keys: string[]; failed: number }): Promise<Recorder> {
   const { listPageKeys, listPassesMax, workloadTimeLimitMs } = ctx.sizes;
+  const { keys, failed } = preload;
   const rec = new Recorder(`ListObjectsV2 (${listPageKeys}/page)`);
-  rec.notes.push(`${written} keys`);
+  rec.notes.push(`${keys.length} keys`);
+  if (failed > 0) {
+    rec.notes.push(`${failed} preload PUTs failed (counted as errors)`);
+    rec.errors += failed;
+  }
   const deadline = Date.now() + workloadTimeLimitMs;
   for (let pass = 0; pass < listPassesMax && Date.now() < deadline; pass++) {
     let token: string | undefined;
@@ -164,13 +209,13 @@ export async function listing(ctx: Ctx, written: number): Promise<Recorder> {
         const res = await ctx.s3.send(
           new ListObjectsV2Command({
             Bucket: ctx.bucket,
-            Prefix: 'small/',
+            Prefix: 'list/',
             MaxKeys: listPageKeys,
             ContinuationToken: token,
           }),
         );
         for (const o of res.Contents ?? []) {
-          if (o.Key !== smallKey(seen)) throw new Error(`listing: expected ${smallKey(seen)}, got ${o.Key}`);
+          if (o.Key !== keys[seen]) throw new Error(`listing: expected ${keys[seen]}, got ${o.Key}`);
           seen++;
         }
         token = res.IsTruncated ? res.NextContinuationToken : undefined;
@@ -178,7 +223,7 @@ export async function listing(ctx: Ctx, written: number): Promise<Recorder> {
       });
       if (!ok) break;
     } while (token && Date.now() < deadline);
-    if (!token && seen !== written) rec.fail(new Error(`listing: saw ${seen} of ${written} keys`));
+    if (!token && seen !== keys.length) rec.fail(new Error(`listing: saw ${seen} of ${keys.length} keys`));
   }
   return rec;
 }
@@ -190,23 +235,74 @@ export async function rangedGets(ctx: Ctx, key: string, objSeed: number, size: n
   const next = rng(42);
   await pool(rangeCount, rangeConcurrency, workloadTimeLimitMs, () => {
     const offset = Math.floor(next() * (size - rangeBytes));
-    return rec.time(async () => {
-      const res = await ctx.s3.send(
-        new GetObjectCommand({
-          Bucket: ctx.bucket,
-          Key: key,
-          Range: `bytes=${offset}-${offset + rangeBytes - 1}`,
-        }),
-      );
-      return verifyBody(
-        res.Body as AsyncIterable<Uint8Array>,
-        objSeed,
-        offset,
-        rangeBytes,
-        `range ${offset}`,
-      );
-    });
+    return rec.time(() => getRangeVerified(ctx, key, objSeed, offset, rangeBytes));
   });
+  return rec;
+}
+
+/**
+ * upload16: uploadClients uploads at once, each by its own default S3Client, each one streamed
+ * PutObject of a generated body with ContentLength set. At default settings the SDK sends such a
+ * stream aws-chunked with a CRC32 trailer, without buffering it, so the client holds ~1 MiB per
+ * upload and the server's RSS is what this measures.
+ */
+export async function uploads(ctx: Ctx): Promise<{ rec: Recorder; landed: number[] }> {
+  const { uploadClients, uploadBytes, uploadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`${uploadClients} clients × ${mib(uploadBytes)} PUT`);
+  const landed: number[] = [];
+  await Promise.all(
+    Array.from({ length: uploadClients }, async (_, i) => {
+      const s3 = client(ctx.cluster);
+      try {
+        const ok = await rec.time(async () => {
+          const put = new PutObjectCommand({
+            Bucket: ctx.bucket,
+            Key: uploadKey(i),
+            Body: stream(seed.upload(i), uploadBytes),
+            ContentLength: uploadBytes,
+          });
+          await s3.send(put, { abortSignal: AbortSignal.timeout(uploadTimeLimitMs) });
+          return uploadBytes;
+        });
+        if (ok) landed.push(i);
+      } finally {
+        s3.destroy();
+      }
+    }),
+  );
+  return { rec, landed };
+}
+
+/**
+ * Checks what upload16 left: HEAD sizes and a few verified ranged reads per object, then deletes
+ * every upload key (landed or not) so the next workload or run has its disk back.
+ */
+export async function checkUploads(ctx: Ctx, landed: number[]): Promise<Recorder> {
+  const { uploadClients, uploadBytes, uploadSlices, rangeBytes, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(
+    `${uploadClients} clients × ${mib(uploadBytes)} check (HEAD, ranged read, DELETE)`,
+  );
+  const next = rng(99);
+  await pool(landed.length, 4, workloadTimeLimitMs, async (j) => {
+    const i = landed[j];
+    await rec.time(async () => {
+      const res = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: uploadKey(i) }));
+      if (res.ContentLength !== uploadBytes)
+        throw new Error(`HEAD ${uploadKey(i)}: size ${res.ContentLength}`);
+      return 0;
+    });
+    for (let k = 0; k < uploadSlices; k++) {
+      const offset = Math.floor(next() * (uploadBytes - rangeBytes));
+      await rec.time(() => getRangeVerified(ctx, uploadKey(i), seed.upload(i), offset, rangeBytes));
+    }
+  });
+  await pool(uploadClients, 4, Number.POSITIVE_INFINITY, (i) =>
+    rec.time(async () => {
+      await ctx.s3.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: uploadKey(i) }));
+      return 0;
+    }),
+  );
+  if (landed.length < uploadClients) rec.notes.push(`${uploadClients - landed.length} uploads did not land`);
   return rec;
 }
 
@@ -279,6 +375,19 @@ export async function mixedWithFailure(ctx: Ctx): Promise<Recorder> {
 async function getVerified(ctx: Ctx, key: string, objSeed: number, size: number): Promise<number> {
   const res = await ctx.s3.send(new GetObjectCommand({ Bucket: ctx.bucket, Key: key }));
   return verifyBody(res.Body as AsyncIterable<Uint8Array>, objSeed, 0, size, key);
+}
+
+async function getRangeVerified(
+  ctx: Ctx,
+  key: string,
+  objSeed: number,
+  offset: number,
+  length: number,
+): Promise<number> {
+  const res = await ctx.s3.send(
+    new GetObjectCommand({ Bucket: ctx.bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }),
+  );
+  return verifyBody(res.Body as AsyncIterable<Uint8Array>, objSeed, offset, length, `${key} range ${offset}`);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {

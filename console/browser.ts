@@ -134,7 +134,11 @@ export function ObjectPage({ bucket, keyName }: { bucket: string; keyName: strin
             <dt>Modified</dt><dd>${time(data.lastModified)}</dd>
             <dt>Content type</dt><dd>${data.contentType ?? '—'}</dd>
             ${data.partsCount ? html`<dt>Parts</dt><dd>${data.partsCount}</dd>` : null}
-            <dt>Chunks</dt><dd data-testid="chunks-total">${num(data.chunksTotal)} × up to ${data.replication} replicas</dd>
+            ${
+              data.inline
+                ? html`<dt>Stored</dt><dd data-testid="stored-inline">inline in its metadata row (small object)</dd>`
+                : html`<dt>Chunks</dt><dd data-testid="chunks-total">${num(data.chunksTotal)} × up to ${data.replication} replicas</dd>`
+            }
           </dl>
           <p class="muted small">
             Replicas: where the bytes are (green ok, red on a node that is not up, orange corrupt; ⤳ not where the ring

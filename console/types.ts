@@ -139,6 +139,8 @@ export interface ObjectDetail {
   contentType: string | null;
   partsCount: number | null;
   replication: number;
+  /** Kept in its metadata row, without chunks (small objects). */
+  inline: boolean;
   chunksTotal: number;
   chunks: ChunkDetail[];
   nextAfterSeq: number | null;

@@ -73,7 +73,11 @@ function notFoundCode(req: S3Request | undefined) {
   return 'NoSuchKey' as const;
 }
 
+/** Headers an error response keeps; whatever the handler set before failing (ETag, checksums…) goes. */
+const errorKeepsHeaders = new Set(['x-amz-request-id', 'x-amz-id-2', 'server']);
+
 function respondError(koa: Koa.Context, err: S3Error, resource: string, requestId: string): void {
+  for (const name of Object.keys(koa.response.headers)) if (!errorKeepsHeaders.has(name)) koa.remove(name);
   koa.status = err.status;
   for (const [k, v] of Object.entries(err.headers ?? {})) koa.set(k, v);
   if (err.code === 'ServiceUnavailable' || err.code === 'SlowDown') koa.set('Retry-After', '1');

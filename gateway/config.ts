@@ -21,12 +21,16 @@ export interface GatewayConfig {
   nodeTimeoutMs: number;
   /** Smallest part (but the last) CompleteMultipartUpload accepts; S3's is 5 MiB. Lower it only in tests. */
   multipartPartMinBytes: number;
+  /** Objects up to this size are kept in their metadata row, not in chunks (0: never). */
+  inlineMaxBytes: number;
 }
 
 /** 5 MiB is S3's smallest multipart part; smaller chunks only make sense in tests. */
 const chunkSizeMin = 1024;
 /** Bounds the storage node's body limit and a replica's worst-case buffered bytes. */
 const chunkSizeMax = 1024 ** 3;
+/** Inline objects are read whole into memory and into a database row: keep them small. */
+const inlineMaxBytesMax = 1024 ** 2;
 
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   const r = new EnvReader(env);
@@ -48,6 +52,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     ringRefreshMs: r.int('S3DFS_RING_REFRESH_MS', 1000, 50, 60_000),
     nodeTimeoutMs: r.int('S3DFS_NODE_TIMEOUT_MS', 30_000, 100, 600_000),
     multipartPartMinBytes: r.bytes('S3DFS_MULTIPART_MIN_PART', 5 * 1024 ** 2, 0, 5 * 1024 ** 3),
+    inlineMaxBytes: r.bytes('S3DFS_INLINE_MAX', 16 * 1024, 0, inlineMaxBytesMax),
   };
   r.check(
     config.writeQuorum <= replication,

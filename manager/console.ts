@@ -202,7 +202,17 @@ async function listObjects(db: Knex, bucket: string, prefix: string, after: stri
 type ReplicaHealth = 'ok' | 'corrupt' | 'node-down';
 
 async function objectDetail(db: Knex, ops: ClusterOps, bucket: string, key: string, afterSeq: number) {
-  const obj = await db('objects').where({ bucket, key }).first();
+  const obj = await db('objects')
+    .where({ bucket, key })
+    .first(
+      'id',
+      'size',
+      'etag',
+      'last_modified',
+      'content_type',
+      'parts_count',
+      db.raw('inline_data is not null as inline'),
+    );
   if (!obj) throw new NotFound(`no object ${bucket}/${key}`);
   const chunkRows = await db('chunks')
     .where({ object_id: obj.id })
@@ -268,6 +278,7 @@ async function objectDetail(db: Knex, ops: ClusterOps, bucket: string, key: stri
     contentType: (obj.content_type as string | null) ?? null,
     partsCount: obj.parts_count === null ? null : Number(obj.parts_count),
     replication,
+    inline: Boolean(obj.inline),
     chunksTotal: total,
     chunks,
     nextAfterSeq: more ? chunks[chunks.length - 1].seq : null,

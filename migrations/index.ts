@@ -2,12 +2,14 @@ import type { Knex } from 'knex';
 import * as m001 from './001_initial.js';
 import * as m002 from './002_node_capacity_limit.js';
 import * as m003 from './003_multipart_checksums.js';
+import * as m004 from './004_inline_objects.js';
 
 // Migrations are listed explicitly so they load the same from dist/ in every runtime.
 const all: Record<string, Knex.Migration> = {
   '001_initial': m001,
   '002_node_capacity_limit': m002,
   '003_multipart_checksums': m003,
+  '004_inline_objects': m004,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

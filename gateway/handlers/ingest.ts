@@ -22,13 +22,17 @@ export const putObjectBytesMax = 5 * 1024 ** 3;
 export interface Ingested {
   size: number;
   md5Hex: string;
+  /** Where the bytes went: chunks on the storage nodes, or (small objects) inline in the row. */
   chunks: ChunkRecord[];
+  inline?: Buffer;
   checksum?: { algorithm: ChecksumAlgorithm; value: string };
 }
 
 interface Body {
   stream: Readable;
   size: number;
+  /** Small enough to be kept in the metadata row (see migration 004). */
+  inline: boolean;
   verifier: ChecksumVerifier;
   /**
    * The asserted x-amz-content-sha256 the verifier leaves to the caller: a body that is exactly
@@ -38,19 +42,25 @@ interface Body {
 }
 
 /** The decoded, verifying body of this request and its declared decoded length. */
-function openBody(r: RequestCtx, algorithm?: ChecksumAlgorithm, chunkSize = 0): Body {
+function openBody(
+  r: RequestCtx,
+  algorithm?: ChecksumAlgorithm,
+  store: { chunkSize: number; inlineMax: number } = { chunkSize: 0, inlineMax: 0 },
+): Body {
   const h = r.headers;
   const decoder = chunkedDecoderFor(r.auth.payload, r.auth.signing, h);
   const rawLength = decoder ? h['x-amz-decoded-content-length'] : h['content-length'];
   if (rawLength === undefined) throw new S3Error('MissingContentLength');
   const size = Number(rawLength);
   if (!Number.isSafeInteger(size) || size < 0) throw new S3Error('MissingContentLength');
+  const inline = size > 0 && size <= store.inlineMax;
   const asserted = checksumFromHeaders(h);
   const md5 = header(h, 'content-md5');
   const trailerName = asserted?.location === 'trailer' ? asserted.name : undefined;
   const payloadSha256 = r.auth.payload.mode === 'sha256' ? r.auth.payload.sha256 : undefined;
+  // An inline body has no chunk SHA-256 to compare with: the verifier checks it itself.
   const sha256Deferred =
-    payloadSha256 !== undefined && size > 0 && size <= chunkSize ? payloadSha256 : undefined;
+    payloadSha256 !== undefined && !inline && size > 0 && size <= store.chunkSize ? payloadSha256 : undefined;
   const verifier = new ChecksumVerifier({
     algorithm: asserted?.algorithm ?? algorithm,
     expected:
@@ -72,21 +82,32 @@ function openBody(r: RequestCtx, algorithm?: ChecksumAlgorithm, chunkSize = 0): 
   req.on('error', (err) => first.destroy(err));
   req.pipe(first);
   const stream = decoder ? pipeline(decoder, verifier, onError) : verifier;
-  return { stream, size, verifier, sha256Deferred };
+  return { stream, size, inline, verifier, sha256Deferred };
 }
 
-/** Streams the body into chunks on the storage nodes; throws before anything is committed. */
+/**
+ * Streams the body into chunks on the storage nodes, or reads a small object's body whole to be
+ * kept inline (never a part: parts are chunk boundaries); throws before anything is committed.
+ */
 export async function ingest(
   r: RequestCtx,
   opts: { maxBytes: number; partNumber?: number; algorithm?: ChecksumAlgorithm },
 ): Promise<Ingested> {
-  const body = openBody(r, opts.algorithm, r.gw.config.chunkSizeBytes);
+  const { config } = r.gw;
+  const body = openBody(r, opts.algorithm, {
+    chunkSize: config.chunkSizeBytes,
+    inlineMax: opts.partNumber === undefined ? config.inlineMaxBytes : 0,
+  });
   if (body.size > opts.maxBytes) {
     throw new S3Error('EntityTooLarge', undefined, {
       extra: { ProposedSize: String(body.size), MaxSizeAllowed: String(opts.maxBytes) },
     });
   }
-  const { config } = r.gw;
+  if (body.inline) {
+    const data = await collectBody(body.stream, body.size);
+    const result = body.verifier.result;
+    return { size: data.length, md5Hex: result.md5Hex!, chunks: [], inline: data, checksum: result.checksum };
+  }
   try {
     const written = await writeChunks(body.stream, r.gw.cluster, {
       size: body.size,
@@ -109,6 +130,23 @@ export async function ingest(
     if (err instanceof IncompleteBody) throw new S3Error('IncompleteBody', undefined, { cause: err });
     throw err;
   }
+}
+
+/** A body of exactly `size` bytes, read whole (inline objects are small). */
+export async function collectBody(stream: Readable, size: number): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for await (const piece of stream) {
+    const buf = piece as Buffer;
+    if (offset + buf.length > size) {
+      stream.destroy();
+      throw new S3Error('InvalidRequest', 'body longer than declared length');
+    }
+    buf.copy(data, offset);
+    offset += buf.length;
+  }
+  if (offset !== size) throw new S3Error('IncompleteBody');
+  return data;
 }
 
 /** A small request body (XML), decoded and verified like any other, and bounded. */

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import {
   type ChecksumAlgorithm,
   ChecksumVerifier,
@@ -23,12 +24,18 @@ import {
   PreconditionFailed,
   type WriteConditions,
 } from '../storage/meta.js';
-import { readChunks } from '../storage/reader.js';
 import { discardChunk, writeChunks } from '../storage/writer.js';
 import { requireBucket, sendXml } from './buckets.js';
 import { header, ownerOf, type RequestCtx } from './context.js';
-import { type Ingested, ingest, putObjectBytesMax, readSmallBody, userMetaFrom } from './ingest.js';
-import { parseHttpDate, quote } from './read.js';
+import {
+  collectBody,
+  type Ingested,
+  ingest,
+  putObjectBytesMax,
+  readSmallBody,
+  userMetaFrom,
+} from './ingest.js';
+import { objectStream, parseHttpDate, quote } from './read.js';
 
 // PutObject, CopyObject, DeleteObject(s). https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html
 
@@ -87,6 +94,7 @@ async function commit(
     checksumAlgorithm: data.checksum?.algorithm ?? null,
     checksumValue: data.checksum?.value ?? null,
     checksumType: data.checksum ? 'FULL_OBJECT' : null,
+    inlineData: data.inline ?? null,
   };
   try {
     return await r.gw.meta.commitObject(bucket, key, full, data.chunks, cond);
@@ -202,7 +210,7 @@ export async function copySource(
       extra: { Key: source.key, VersionId: source.versionId },
     });
   }
-  const src = await r.gw.meta.getObject(source.bucket, source.key);
+  const src = await r.gw.meta.getObject(source.bucket, source.key, true);
   if (!src) {
     if (!(await r.gw.meta.getBucket(source.bucket)))
       throw new S3Error('NoSuchBucket', undefined, { extra: { BucketName: source.bucket } });
@@ -237,7 +245,10 @@ export async function copySource(
   return src;
 }
 
-/** Streams a byte range of an object into new chunks (verified end to end by chunk SHA-256). */
+/**
+ * Streams a byte range of an object into new chunks (verified end to end by chunk SHA-256), or
+ * into an inline copy when it is small and not a part.
+ */
 export async function copyData(
   r: RequestCtx,
   src: ObjectRow,
@@ -246,10 +257,15 @@ export async function copyData(
   partNumber?: number,
 ): Promise<Ingested> {
   const size = range.end - range.start + 1;
-  const chunks = size > 0 ? await r.gw.meta.chunksOf(src.id, range.start, range.end) : [];
   const verifier = new ChecksumVerifier({ algorithm });
-  const body = readChunks(chunks, r.gw.cluster, { ...range, log: r.log }).pipe(verifier);
+  const source = size > 0 ? await objectStream(r, src, range.start, range.end) : Readable.from([]);
+  const body = source.pipe(verifier);
   const { config } = r.gw;
+  if (partNumber === undefined && size > 0 && size <= config.inlineMaxBytes) {
+    const inline = await collectBody(body, size);
+    const { md5Hex, checksum } = verifier.result;
+    return { size, md5Hex: md5Hex!, chunks: [], inline, checksum };
+  }
   const written = await writeChunks(body, r.gw.cluster, {
     size,
     chunkSize: config.chunkSizeBytes,

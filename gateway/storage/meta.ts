@@ -26,6 +26,8 @@ export interface ObjectMeta {
   checksumType?: string | null;
   partsCount?: number | null;
   uploadId?: string | null;
+  /** The bytes of an object kept in its metadata row (see migration 004); chunked objects have none. */
+  inlineData?: Buffer | null;
 }
 
 export interface ObjectRow extends ObjectMeta {
@@ -127,8 +129,16 @@ export function toObjectRow(r: Record<string, unknown>): ObjectRow {
     checksumType: r.checksum_type as string | null,
     partsCount: r.parts_count === null || r.parts_count === undefined ? null : Number(r.parts_count),
     uploadId: r.upload_id as string | null,
+    inlineData: bufferOf(r.inline_data),
     lastModified: new Date(r.last_modified as string),
   };
+}
+
+/** bytea as a Buffer: node-postgres returns one, PGlite a plain Uint8Array. */
+function bufferOf(v: unknown): Buffer | null {
+  if (v === null || v === undefined) return null;
+  const u8 = v as Uint8Array;
+  return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
 export function objectColumnsOf(m: ObjectMeta) {
@@ -147,6 +157,7 @@ export function objectColumnsOf(m: ObjectMeta) {
     checksum_type: m.checksumType ?? null,
     parts_count: m.partsCount ?? null,
     upload_id: m.uploadId ?? null,
+    inline_data: m.inlineData ?? null,
   };
 }
 
@@ -246,8 +257,11 @@ export class MetaStore {
 
   // ---- objects ----
 
-  async getObject(bucket: string, key: string): Promise<ObjectRow | undefined> {
-    const row = await this.db('objects').where({ bucket, key }).first(objectColumns);
+  /** The current version; `withData` also fetches an inline object's bytes (for GET and copies). */
+  async getObject(bucket: string, key: string, withData = false): Promise<ObjectRow | undefined> {
+    const row = await this.db('objects')
+      .where({ bucket, key })
+      .first(withData ? [...objectColumns, 'inline_data'] : objectColumns);
     return row ? toObjectRow(row) : undefined;
   }
 
@@ -309,19 +323,27 @@ export class MetaStore {
     return object;
   }
 
-  /** Deletes the current version; returns false when there was none. */
+  /**
+   * Deletes the current version; returns false when there was none. One statement (so one round
+   * trip, atomic on its own): the row goes, its chunks go to the delete queue, and the foreign
+   * key's ON DELETE SET NULL detaches them at the end of the statement.
+   */
   async deleteObject(bucket: string, key: string): Promise<boolean> {
-    return this.db.transaction(async (trx) => {
-      const old = await trx('objects').where({ bucket, key }).forUpdate().first('id');
-      if (!old) return false;
-      await this.removeObjectIn(trx, Number(old.id), 'deleted');
-      return true;
-    });
+    const res = await this.db.raw(
+      `with o as (delete from objects where bucket = ? and key = ? returning id)${queueChunksOf('o')}
+       select count(*) as n from o`,
+      [bucket, key, 'deleted'],
+    );
+    return Number(res.rows[0].n) > 0;
   }
 
+  /** Removes an object row inside a commit; its chunks are queued for deletion (see deleteObject). */
   async removeObjectIn(trx: Knex.Transaction, objectId: number, reason: string): Promise<void> {
-    await enqueueChunks(trx, trx('chunks').where({ object_id: objectId }), reason);
-    await trx('objects').where({ id: objectId }).delete();
+    await trx.raw(
+      `with o as (delete from objects where id = ? returning id)${queueChunksOf('o')}
+       select 1`,
+      [objectId, reason],
+    );
   }
 
   /** Chunks of an object overlapping [start, end] (inclusive), in order, with their replicas. */
@@ -509,6 +531,16 @@ async function insertObjectWithChunks(
     ' select * from o';
   const res = await trx.raw(sql, [...objectSql.bindings, ...chunkBindings, ...replicas.flat()]);
   return res.rows[0] as Record<string, unknown>;
+}
+
+/**
+ * A CTE that queues the chunks of the object rows in CTE `rows` for deletion (binding: the reason).
+ * It reads the chunks as they were before the statement, so it sees them still attached.
+ */
+function queueChunksOf(rows: string): string {
+  return `, q as (insert into delete_queue (chunk_id, reason)
+      select c.id, ? from chunks c where c.object_id in (select id from ${rows})
+      on conflict (chunk_id) do nothing)`;
 }
 
 /** Detaches chunks from their owner and queues their bytes for deletion. */

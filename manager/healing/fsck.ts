@@ -1,6 +1,7 @@
 // fsck: metadata ↔ nodes consistency, read-only. Every live chunk's replica rows are checked against
 // node states and the ring; every reachable node's inventory against the rows. Counts plus a few
 // example ids per finding, so an operator can look at one.
+import { createHash } from 'node:crypto';
 import type { Ring } from '../../lib/ring.js';
 import { classify, type HealContext } from './context.js';
 
@@ -23,6 +24,7 @@ const FINDINGS = [
   'untracked',
   'stuckUploads',
   'pendingDeletes',
+  'corruptInline',
 ] as const;
 
 export type Finding = (typeof FINDINGS)[number];
@@ -38,6 +40,7 @@ const UNCLEAN: Finding[] = [
   'orphans',
   'untracked',
   'stuckUploads',
+  'corruptInline',
 ];
 
 export interface FsckReport {
@@ -64,6 +67,7 @@ export async function fsck(ctx: HealContext, uploadExpiryMs: number): Promise<Fs
   };
   const ring = ctx.monitor.ring();
   const { chunks, replicas } = await checkChunks(ctx, ring, note);
+  await checkInlineObjects(ctx, note);
 
   // Inventories of every reachable node against the replica rows.
   const nodes: FsckReport['nodes'] = [];
@@ -121,6 +125,25 @@ export async function fsck(ctx: HealContext, uploadExpiryMs: number): Promise<Fs
 }
 
 type Note = (f: Finding, example: string, n?: number) => void;
+
+/** Objects kept inline in their rows (migration 004) must still match their MD5 ETag. */
+async function checkInlineObjects(ctx: HealContext, note: Note): Promise<void> {
+  for (let after = 0; ; ) {
+    const rows = await ctx
+      .db('objects')
+      .whereNotNull('inline_data')
+      .andWhere('id', '>', after)
+      .orderBy('id')
+      .limit(PAGE)
+      .select('id', 'bucket', 'key', 'etag', 'inline_data');
+    for (const o of rows) {
+      if (createHash('md5').update(o.inline_data).digest('hex') !== o.etag)
+        note('corruptInline', `${o.bucket}/${o.key}`);
+    }
+    if (rows.length < PAGE) return;
+    after = Number(rows[rows.length - 1].id);
+  }
+}
 
 async function checkChunks(
   ctx: HealContext,
