@@ -141,6 +141,35 @@ function bufferOf(v: unknown): Buffer | null {
   return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
+/**
+ * Options naming a hot statement so node-postgres prepares it once per connection (Postgres then
+ * skips parsing and planning it on every request). Names must stay few: each is kept per connection.
+ */
+function prepared(name: string): { name: string } {
+  return { name: `s3dfs-${name}` };
+}
+
+/** SQL types of the columns objectColumnsOf fills, for statements that cannot infer them. */
+const objectColumnTypes: Record<string, string> = {
+  bucket: 'text',
+  key: 'text',
+  size: 'bigint',
+  etag: 'text',
+  content_type: 'text',
+  content_encoding: 'text',
+  content_disposition: 'text',
+  content_language: 'text',
+  cache_control: 'text',
+  expires: 'text',
+  user_meta: 'jsonb',
+  checksum_algorithm: 'text',
+  checksum_value: 'text',
+  checksum_type: 'text',
+  parts_count: 'int',
+  upload_id: 'text',
+  inline_data: 'bytea',
+};
+
 export function objectColumnsOf(m: ObjectMeta) {
   return {
     size: m.size,
@@ -188,7 +217,7 @@ const bucketCacheMs = 1000;
 const bucketCacheMax = 10_000;
 
 /** Chunks per object written by the one-statement commit; larger objects take the batched path. */
-const commitInlineChunksMax = 200;
+const commitStatementChunksMax = 200;
 
 export class MetaStore {
   private readonly bucketCache = new Map<string, { row: BucketRow; at: number }>();
@@ -261,7 +290,8 @@ export class MetaStore {
   async getObject(bucket: string, key: string, withData = false): Promise<ObjectRow | undefined> {
     const row = await this.db('objects')
       .where({ bucket, key })
-      .first(withData ? [...objectColumns, 'inline_data'] : objectColumns);
+      .first(withData ? [...objectColumns, 'inline_data'] : objectColumns)
+      .options(prepared(withData ? 'get-object-data' : 'get-object'));
     return row ? toObjectRow(row) : undefined;
   }
 
@@ -278,14 +308,59 @@ export class MetaStore {
   ): Promise<ObjectRow> {
     // Two creators racing on a missing key both see no row; the unique index lets exactly one
     // insert, and the loser retries (plain PUT: it now overwrites) or fails (If-None-Match).
+    const oneStatement = cond.ifMatch === undefined && chunks.length <= commitStatementChunksMax;
     for (let attempt = 0; ; attempt++) {
       try {
+        if (oneStatement) return await this.commitStatement(bucket, key, meta, chunks, !cond.ifNoneMatch);
         return await this.db.transaction((trx) => this.commitIn(trx, bucket, key, meta, chunks, cond));
       } catch (err) {
         if (!isUniqueViolation(err) || attempt >= 3) throw err;
         if (cond.ifNoneMatch) throw new PreconditionFailed('object exists');
       }
     }
+  }
+
+  /**
+   * The whole commit of a PUT without If-Match as one statement (one round trip, atomic on its own;
+   * a transaction costs four): lock the bucket, delete the current version and queue its chunks
+   * (unless `replace` is false: If-None-Match lets the unique index refuse an existing key),
+   * insert the new row with its chunks and replicas. The insert reads `old` so that the delete is
+   * done before it, else the unique (bucket, key) index would see the old row. A racing creator
+   * surfaces as a unique violation, as in the transactional path.
+   */
+  private async commitStatement(
+    bucket: string,
+    key: string,
+    meta: ObjectMeta,
+    chunks: ChunkRecord[],
+    replace: boolean,
+  ): Promise<ObjectRow> {
+    const row: Record<string, Knex.Value> = { bucket, key, ...objectColumnsOf(meta) };
+    const columns = Object.keys(row);
+    const values = columns.map((c) => `?::${objectColumnTypes[c]}`).join(', ');
+    const bindings: Knex.Value[] = [bucket];
+    let sql = 'with b as (select name from buckets where name = ? for share)';
+    if (replace) {
+      sql +=
+        ', old as (delete from objects where bucket = ? and key = ? and exists (select 1 from b) returning id)' +
+        queueChunksOf('old');
+      bindings.push(bucket, key, 'overwritten');
+    }
+    sql +=
+      `, o as (insert into objects (${columns.map((c) => `"${c}"`).join(', ')}, last_modified)` +
+      ` select ${values}, now() from b${replace ? ' where (select count(*) from old) >= 0' : ''}` +
+      ` returning ${objectColumns.map((c) => `"${c}"`).join(', ')})`;
+    bindings.push(...columns.map((c) => row[c]));
+    const chunkSql = chunkInsertsFor(chunks);
+    sql += `${chunkSql.sql} select * from o`;
+    // Small objects (inline or one chunk) always make the same statement: worth preparing once.
+    const shape =
+      chunks.length === 0 ? 'inline' : chunks.length === 1 ? `1x${chunks[0].nodeIds.length}` : undefined;
+    const res = await this.db
+      .raw(sql, [...bindings, ...chunkSql.bindings])
+      .options(shape ? prepared(`commit-${shape}-${replace}`) : {});
+    if (res.rows.length === 0) throw new NotFound('NoSuchBucket');
+    return toObjectRow(res.rows[0]);
   }
 
   async commitIn(
@@ -314,7 +389,7 @@ export class MetaStore {
     }
     if (old) await this.removeObjectIn(trx, old.id, 'overwritten');
     const objectRow = { bucket, key, ...objectColumnsOf(meta), last_modified: trx.fn.now() };
-    if (chunks.length > 0 && chunks.length <= commitInlineChunksMax) {
+    if (chunks.length > 0 && chunks.length <= commitStatementChunksMax) {
       return toObjectRow(await insertObjectWithChunks(trx, objectRow, chunks));
     }
     const [row] = await trx('objects').insert(objectRow).returning(objectColumns);
@@ -329,11 +404,13 @@ export class MetaStore {
    * key's ON DELETE SET NULL detaches them at the end of the statement.
    */
   async deleteObject(bucket: string, key: string): Promise<boolean> {
-    const res = await this.db.raw(
-      `with o as (delete from objects where bucket = ? and key = ? returning id)${queueChunksOf('o')}
+    const res = await this.db
+      .raw(
+        `with o as (delete from objects where bucket = ? and key = ? returning id)${queueChunksOf('o')}
        select count(*) as n from o`,
-      [bucket, key, 'deleted'],
-    );
+        [bucket, key, 'deleted'],
+      )
+      .options(prepared('delete-object'));
     return Number(res.rows[0].n) > 0;
   }
 
@@ -509,6 +586,17 @@ async function insertObjectWithChunks(
   chunks: ChunkRecord[],
 ): Promise<Record<string, unknown>> {
   const objectSql = trx('objects').insert(objectRow).returning(objectColumns).toSQL();
+  const chunkSql = chunkInsertsFor(chunks);
+  const res = await trx.raw(`with o as (${objectSql.sql})${chunkSql.sql} select * from o`, [
+    ...objectSql.bindings,
+    ...chunkSql.bindings,
+  ]);
+  return res.rows[0] as Record<string, unknown>;
+}
+
+/** CTEs inserting `chunks` and their replicas for the object row in CTE `o` (none for no chunks). */
+function chunkInsertsFor(chunks: ChunkRecord[]): { sql: string; bindings: Knex.Value[] } {
+  if (chunks.length === 0) return { sql: '', bindings: [] };
   const chunkValues = chunks.map(() => '(?::text, ?::int, ?::int, ?::bigint, ?::bigint, ?::text)').join(', ');
   const chunkBindings = chunks.flatMap((c) => [
     c.id,
@@ -523,14 +611,13 @@ async function insertObjectWithChunks(
     replicas.length === 0
       ? ''
       : `, r as (insert into chunk_replicas (chunk_id, node_id) values ${replicas.map(() => '(?, ?)').join(', ')})`;
-  const sql =
-    `with o as (${objectSql.sql}),` +
-    ' c as (insert into chunks (id, object_id, part_number, seq, "offset", size, sha256)' +
-    ' select v.id, o.id, v.part_number, v.seq, v."offset", v.size, v.sha256 from o,' +
-    ` (values ${chunkValues}) as v(id, part_number, seq, "offset", size, sha256))${replicaSql}` +
-    ' select * from o';
-  const res = await trx.raw(sql, [...objectSql.bindings, ...chunkBindings, ...replicas.flat()]);
-  return res.rows[0] as Record<string, unknown>;
+  return {
+    sql:
+      ', c as (insert into chunks (id, object_id, part_number, seq, "offset", size, sha256)' +
+      ' select v.id, o.id, v.part_number, v.seq, v."offset", v.size, v.sha256 from o,' +
+      ` (values ${chunkValues}) as v(id, part_number, seq, "offset", size, sha256))${replicaSql}`,
+    bindings: [...chunkBindings, ...replicas.flat()],
+  };
 }
 
 /**
