@@ -1,4 +1,5 @@
 // FsChunkStore keeps the ChunkStore contract on disk, survives reopen, quarantines bitrot, and the node's config and identity are validated.
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -7,7 +8,13 @@ import { Corrupt, InsufficientStorage } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
 import { loadNodeConfig } from '../../storage-node/config.js';
 import { FsChunkStore, loadNodeIdentity } from '../../storage-node/store.js';
-import { describeChunkStore, expectReject, readAll, sha256Of } from '../helpers/chunk-store-contract.js';
+import {
+  describeChunkStore,
+  expectReject,
+  piecewise,
+  readAll,
+  sha256Of,
+} from '../helpers/chunk-store-contract.js';
 import { tempDir } from '../helpers/db.js';
 
 const mib = 1024 ** 2;
@@ -42,6 +49,17 @@ describe('FsChunkStore on disk', () => {
     await store.put(id, data, data.length);
     const leaf = path.join(dir, 'chunks', id.slice(0, 2), id.slice(2, 4));
     expect(await readdir(leaf)).to.deep.equal([`${id}.${sha256Of(data)}`]);
+    expect(await readdir(store.tmpDir)).to.deep.equal([]);
+  });
+
+  it('stores a large body arriving in many small pieces intact, with nothing left in tmp', async () => {
+    // Pieces are written in batches and synced early as they arrive; neither may lose or reorder a byte.
+    const store = await FsChunkStore.open({ dataDir: dir, chunkSizeMax: 32 * mib });
+    const data = randomBytes(20 * mib + 3);
+    const id = newChunkId();
+    const put = await store.put(id, piecewise(data, 1000), data.length);
+    expect(put).to.include({ size: data.length, sha256: sha256Of(data), created: true });
+    expect((await readAll((await store.get(id)).stream)).equals(data)).to.equal(true);
     expect(await readdir(store.tmpDir)).to.deep.equal([]);
   });
 
