@@ -1,8 +1,6 @@
-import type { ChecksumAlgorithm } from '../s3/checksums.js';
 import { S3Error } from '../s3/errors.js';
 import type { S3Request } from '../s3/router.js';
-import { type ListEntry, listObjectsV1Xml, listObjectsV2Xml } from '../s3/xml.js';
-import type { ListPage, ObjectRow } from '../storage/meta.js';
+import { listObjectsV1Xml, listObjectsV2Xml } from '../s3/xml.js';
 import { requireBucket, sendXml } from './buckets.js';
 import { ownerOf, type RequestCtx } from './context.js';
 
@@ -30,8 +28,9 @@ export async function listObjectsV1(r: RequestCtx, req: ListV1): Promise<void> {
       encodingType: req.encodingType,
       marker: req.marker,
       nextMarker: page.isTruncated && req.delimiter ? page.lastReturned : undefined,
-      contents: entries(r, page, true),
+      contents: page.contents,
       commonPrefixes: page.commonPrefixes,
+      owner: ownerOf(r),
     }),
   );
 }
@@ -59,24 +58,11 @@ export async function listObjectsV2(r: RequestCtx, req: ListV2): Promise<void> {
       nextContinuationToken:
         page.isTruncated && page.lastReturned !== undefined ? encodeToken(page.lastReturned) : undefined,
       startAfter: req.startAfter,
-      fetchOwner: req.fetchOwner,
-      contents: entries(r, page, req.fetchOwner),
+      contents: page.contents,
       commonPrefixes: page.commonPrefixes,
+      owner: req.fetchOwner ? ownerOf(r) : undefined,
     }),
   );
-}
-
-function entries(r: RequestCtx, page: ListPage, withOwner: boolean): ListEntry[] {
-  const owner = withOwner ? ownerOf(r) : undefined;
-  return page.contents.map((o: ObjectRow) => ({
-    key: o.key,
-    lastModified: o.lastModified,
-    etag: o.etag,
-    size: o.size,
-    owner,
-    checksumAlgorithm: (o.checksumAlgorithm ?? undefined) as ChecksumAlgorithm | undefined,
-    checksumType: (o.checksumType ?? undefined) as 'COMPOSITE' | 'FULL_OBJECT' | undefined,
-  }));
 }
 
 /** Continuation tokens are opaque to clients: the last key or common prefix returned. */

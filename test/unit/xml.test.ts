@@ -61,7 +61,6 @@ describe('xml: builders', () => {
       nextContinuationToken: 'tok+/=',
       contents: keys.map((key) => ({ key, lastModified: when, etag: 'abc', size: 3 })),
       commonPrefixes: ['dir/'],
-      fetchOwner: false,
     });
     const r = (await parseStringPromise(xml)).ListBucketResult;
     expect(r.Contents.map((c: { Key: string[] }) => c.Key[0])).to.deep.equal(keys);
@@ -83,8 +82,9 @@ describe('xml: builders', () => {
       maxKeys: 2,
       isTruncated: true,
       encodingType: 'url',
-      contents: [{ key: 'a b/c+d\u0001é', lastModified: when, etag: '"e"', size: 1, owner }],
+      contents: [{ key: 'a b/c+d\u0001é', lastModified: when, etag: '"e"', size: 1 }],
       commonPrefixes: ['a b/x y/'],
+      owner,
     });
     const r = (await parseStringPromise(xml)).ListBucketResult;
     expect(r.Contents[0].Key[0]).to.equal('a%20b/c%2Bd%01%C3%A9');
@@ -106,7 +106,6 @@ describe('xml: builders', () => {
       isTruncated: false,
       contents: [{ key: 'a\u0001b', lastModified: when, etag: 'e', size: 0 }],
       commonPrefixes: [],
-      fetchOwner: false,
     });
     expect(xml).to.contain('<Key>a&#1;b</Key>');
   });
