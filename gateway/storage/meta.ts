@@ -91,18 +91,6 @@ const objectColumns = [
   'last_modified',
 ];
 
-/** What a listing entry shows: fewer columns to fetch and parse (no user metadata jsonb) per key. */
-const listColumns = [
-  'id',
-  'bucket',
-  'key',
-  'size',
-  'etag',
-  'checksum_algorithm',
-  'checksum_type',
-  'last_modified',
-];
-
 /** The headers that describe an object, as stored on `objects` and `multipart_uploads` rows. */
 export function contentMetaOfRow(r: Record<string, unknown>): Omit<ObjectMeta, 'size' | 'etag'> {
   return {
@@ -198,8 +186,18 @@ export interface ListQuery {
   maxKeys: number;
 }
 
+/** What a listing shows of an object. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  etag: string;
+  checksumAlgorithm: string | null;
+  checksumType: string | null;
+  lastModified: Date;
+}
+
 export interface ListPage {
-  contents: ObjectRow[];
+  contents: ListedObject[];
   commonPrefixes: string[];
   isTruncated: boolean;
   /** The last key or common prefix returned: the next page starts after it. */
@@ -480,8 +478,7 @@ export class MetaStore {
 
   /**
    * One page of keys in byte order. With a delimiter, each common prefix costs one index seek
-   * past all keys under it, so a page costs O(page), not O(keys under the prefixes). Rows carry
-   * listColumns only; the other ObjectRow fields are undefined.
+   * past all keys under it, so a page costs O(page), not O(keys under the prefixes).
    */
   async list(bucket: string, q: ListQuery): Promise<ListPage> {
     const page: ListPage = { contents: [], commonPrefixes: [], isTruncated: false };
@@ -491,18 +488,14 @@ export class MetaStore {
     let inclusive = cursor === q.prefix && q.after === undefined;
     for (;;) {
       const want = q.maxKeys - page.contents.length - page.commonPrefixes.length;
-      const rows = await this.db('objects')
-        .where({ bucket })
-        .andWhere('key', inclusive ? '>=' : '>', cursor)
-        .andWhere('key', '<=', upper)
-        .orderBy('key')
-        .limit(Math.min(want + 1, listBatchRows))
-        .select(listColumns);
+      // One more row than the page needs tells whether it is truncated.
+      const limit = Math.min(want, listBatchRows) + 1;
+      const rows = await this.listBatch(bucket, cursor, inclusive, upper, limit);
       inclusive = false;
       if (rows.length === 0) return page;
       let reseek: string | undefined;
-      for (const raw of rows) {
-        const key = raw.key as string;
+      for (const row of rows) {
+        const key = row.key;
         const cp = commonPrefixOf(key, q.prefix, q.delimiter);
         if (page.contents.length + page.commonPrefixes.length >= q.maxKeys) {
           page.isTruncated = true;
@@ -514,7 +507,7 @@ export class MetaStore {
           reseek = cp + maxTail;
           break;
         }
-        page.contents.push(toObjectRow(raw));
+        page.contents.push(row);
         page.lastReturned = key;
         cursor = key;
       }
@@ -522,8 +515,47 @@ export class MetaStore {
         cursor = reseek;
         continue;
       }
-      if (rows.length < Math.min(want + 1, listBatchRows)) return page;
+      if (rows.length < limit) return page;
     }
+  }
+
+  /**
+   * Keys from `cursor` up to `upper`, in byte order. The batch comes back as one JSON text field:
+   * decoding a thousand rows field by field cost the gateway several times what Postgres spent
+   * finding them. Times are whole milliseconds, truncated, as everywhere else.
+   */
+  private async listBatch(
+    bucket: string,
+    cursor: string,
+    inclusive: boolean,
+    upper: string,
+    limit: number,
+  ): Promise<ListedObject[]> {
+    const res = await this.db
+      .raw(
+        `select coalesce(json_agg(json_build_array(key, size, etag, checksum_algorithm, checksum_type,
+                  floor(extract(epoch from last_modified) * 1000)::bigint) order by key), '[]')::text as page
+           from (select key, size, etag, checksum_algorithm, checksum_type, last_modified from objects
+                  where bucket = ? and key ${inclusive ? '>=' : '>'} ? and key <= ? order by key limit ?) s`,
+        [bucket, cursor, upper, limit],
+      )
+      .options(prepared(inclusive ? 'list-from' : 'list-after'));
+    const rows = JSON.parse(res.rows[0].page) as [
+      string,
+      number,
+      string,
+      string | null,
+      string | null,
+      number,
+    ][];
+    return rows.map(([key, size, etag, checksumAlgorithm, checksumType, ms]) => ({
+      key,
+      size,
+      etag,
+      checksumAlgorithm,
+      checksumType,
+      lastModified: new Date(ms),
+    }));
   }
 }
 
