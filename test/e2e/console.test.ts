@@ -102,7 +102,8 @@ describe('web console (real browser)', function () {
       () => document.querySelector('[data-testid="nodes-up"]')?.textContent === '3 / 3',
     );
     expect(await page.getByTestId('objects').textContent()).to.equal('2');
-    expect(await page.getByTestId('chunk-health').textContent()).to.match(/5 full/);
+    // cat.bin's 4 chunks; readme.txt is small enough to be kept inline in its metadata row.
+    expect(await page.getByTestId('chunk-health').textContent()).to.match(/4 full/);
     expect(await page.locator('.chart canvas').count()).to.be.greaterThan(2);
     await page.waitForTimeout(3 * UI_POLL_MS); // a few points on the charts
     await shot('overview');
@@ -205,6 +206,10 @@ describe('web console (real browser)', function () {
       expect(ids.has((await r.getAttribute('data-replica'))!)).to.equal(true);
     }
     await shot('object');
+    await go('#/browser');
+    await page.getByRole('link', { name: BUCKET }).click();
+    await page.getByRole('link', { name: 'readme.txt' }).click();
+    expect(await page.getByTestId('stored-inline').textContent()).to.match(/inline/);
   });
 
   it('fits a phone screen', async () => {
