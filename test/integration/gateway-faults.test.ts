@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import type { ProcessRuntime } from '../../manager/runtime/process.js';
+import { bytes } from '../helpers/bytes.js';
 import { startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
 
 const chunk = 64 * 1024;
@@ -19,16 +20,6 @@ const bucket = 'faults';
 
 function sha256(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
-}
-
-function bytes(n: number, seed: number): Buffer {
-  const out = Buffer.alloc(n);
-  let x = seed * 2654435761;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
 }
 
 describe('gateway under faults', function () {

@@ -22,6 +22,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { expect } from 'chai';
+import { bytes } from '../helpers/bytes.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { engines } from '../helpers/db.js';
 import { errorCode, keyPath, signedSend, steadyEnv } from '../helpers/s3raw.js';
@@ -34,17 +35,6 @@ function sha256(b: Uint8Array): string {
 
 function md5(b: Uint8Array): string {
   return createHash('md5').update(b).digest('hex');
-}
-
-/** Deterministic, non-repeating-looking bytes so a misplaced chunk changes the hash. */
-function bytes(n: number, seed = 1): Buffer {
-  const out = Buffer.alloc(n);
-  let x = seed * 2654435761;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
 }
 
 async function expected(algorithm: ChecksumAlgorithm, data: Buffer): Promise<string> {

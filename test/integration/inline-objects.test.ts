@@ -16,22 +16,13 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
+import { bytes } from '../helpers/bytes.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { engines } from '../helpers/db.js';
 import { steadyEnv } from '../helpers/s3raw.js';
 
 const inlineMax = 1024;
 const chunk = 4096;
-
-function bytes(n: number, seed: number): Buffer {
-  const out = Buffer.alloc(n);
-  let x = seed * 2654435761;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 
