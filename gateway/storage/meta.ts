@@ -148,7 +148,7 @@ const objectColumnTypes: Record<string, string> = {
   checksum_type: 'text',
   parts_count: 'int',
   upload_id: 'text',
-  inline_data: 'bytea',
+  // inline_data goes as base64 text through decode() (see commitStatement).
 };
 
 export function objectColumnsOf(m: ObjectMeta) {
@@ -333,7 +333,10 @@ export class MetaStore {
   ): Promise<ObjectRow> {
     const row: Record<string, Knex.Value> = { bucket, key, ...objectColumnsOf(meta) };
     const columns = Object.keys(row);
-    const values = columns.map((c) => `?::${objectColumnTypes[c]}`).join(', ');
+    // Inline bytes travel as base64 text (see getObject): PGlite encodes a bytea parameter byte by byte.
+    const values = columns
+      .map((c) => (c === 'inline_data' ? `decode(?, 'base64')` : `?::${objectColumnTypes[c]}`))
+      .join(', ');
     const bindings: Knex.Value[] = [bucket];
     let sql = 'with b as (select name from buckets where name = ? for share)';
     if (replace) {
@@ -346,7 +349,11 @@ export class MetaStore {
       `, o as (insert into objects (${columns.map((c) => `"${c}"`).join(', ')}, last_modified)` +
       ` select ${values}, now() from b${replace ? ' where (select count(*) from old) >= 0' : ''}` +
       ` returning ${objectColumns.map((c) => `"${c}"`).join(', ')})`;
-    bindings.push(...columns.map((c) => row[c]));
+    bindings.push(
+      ...columns.map((c) =>
+        c === 'inline_data' && Buffer.isBuffer(row[c]) ? row[c].toString('base64') : row[c],
+      ),
+    );
     const chunkSql = chunkInsertsFor(chunks);
     sql += `${chunkSql.sql} select * from o`;
     // Small objects (inline or one chunk) always make the same statement: worth preparing once.
