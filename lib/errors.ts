@@ -17,5 +17,7 @@ export class Corrupt extends DomainError {}
 export class Conflict extends DomainError {}
 /** The request itself is invalid. */
 export class BadRequest extends DomainError {}
+/** A body ended before its declared length. */
+export class IncompleteBody extends BadRequest {}
 /** The disk is full. */
 export class InsufficientStorage extends DomainError {}

@@ -21,6 +21,7 @@ import {
 import { BadRequest, Conflict, Corrupt, InsufficientStorage, NotFound, Unavailable } from '../lib/errors.js';
 import { randomId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
+import { readExactly } from '../lib/streams.js';
 import type { FsChunkStore } from './store.js';
 
 // Each write holds a socket, a file descriptor, a temp file and a disk reservation; past this many
@@ -194,7 +195,7 @@ class NodeHandler {
       if (size <= smallBodyBytes) {
         // Refusals that need no body (bad id, too large, no space) answer before it is read.
         this.opts.store.checkPut(id, size, sha256);
-        const body = await collectBody(req, size);
+        const body = await readExactly(req, size);
         this.counters.bytesIn += body.length;
         result = await this.opts.store.put(id, body, size, sha256);
       } else {
@@ -356,29 +357,6 @@ class NodeHandler {
 
 /** 411: the one status with no domain error of its own (it only exists at the HTTP layer). */
 class LengthRequired extends BadRequest {}
-
-/**
- * A small body (≤ smallBodyBytes) read whole into memory; a client that aborts or sends less than
- * its Content-Length fails it, so nothing short is ever stored.
- */
-function collectBody(req: IncomingMessage, size: number): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let bytes = 0;
-    req.on('data', (c: Buffer) => {
-      parts.push(c);
-      bytes += c.length;
-    });
-    req.on('end', () => {
-      if (bytes === size) resolve(parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes));
-      else reject(new BadRequest(`body ended after ${bytes} of ${size} bytes`));
-    });
-    req.on('error', reject);
-    req.on('close', () => {
-      if (!req.complete) reject(new Error('client aborted the upload'));
-    });
-  });
-}
 
 /**
  * The request body as a stream the store may destroy without killing the socket (so an error

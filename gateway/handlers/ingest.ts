@@ -1,4 +1,6 @@
 import { pipeline, type Readable } from 'node:stream';
+import { IncompleteBody } from '../../lib/errors.js';
+import { readExactly } from '../../lib/streams.js';
 import {
   type ChecksumAlgorithm,
   ChecksumVerifier,
@@ -9,7 +11,7 @@ import { chunkedDecoderFor } from '../s3/chunked.js';
 import { S3Error } from '../s3/errors.js';
 import { readBodyBounded } from '../s3/xml.js';
 import type { ChunkRecord } from '../storage/meta.js';
-import { discardChunk, IncompleteBody, writeChunks } from '../storage/writer.js';
+import { discardChunk, writeChunks } from '../storage/writer.js';
 import { header, type RequestCtx } from './context.js';
 
 // Request bodies: aws-chunked framing removed, every digest the request asserts (Content-MD5,
@@ -103,12 +105,18 @@ export async function ingest(
       extra: { ProposedSize: String(body.size), MaxSizeAllowed: String(opts.maxBytes) },
     });
   }
-  if (body.inline) {
-    const data = await collectBody(body.stream, body.size);
-    const result = body.verifier.result;
-    return { size: data.length, md5Hex: result.md5Hex!, chunks: [], inline: data, checksum: result.checksum };
-  }
   try {
+    if (body.inline) {
+      const data = await readExactly(body.stream, body.size);
+      const result = body.verifier.result;
+      return {
+        size: data.length,
+        md5Hex: result.md5Hex!,
+        chunks: [],
+        inline: data,
+        checksum: result.checksum,
+      };
+    }
     const written = await writeChunks(body.stream, r.gw.cluster, {
       size: body.size,
       chunkSize: config.chunkSizeBytes,
@@ -130,23 +138,6 @@ export async function ingest(
     if (err instanceof IncompleteBody) throw new S3Error('IncompleteBody', undefined, { cause: err });
     throw err;
   }
-}
-
-/** A body of exactly `size` bytes, read whole (inline objects are small). */
-export async function collectBody(stream: Readable, size: number): Promise<Buffer> {
-  const data = Buffer.allocUnsafe(size);
-  let offset = 0;
-  for await (const piece of stream) {
-    const buf = piece as Buffer;
-    if (offset + buf.length > size) {
-      stream.destroy();
-      throw new S3Error('InvalidRequest', 'body longer than declared length');
-    }
-    buf.copy(data, offset);
-    offset += buf.length;
-  }
-  if (offset !== size) throw new S3Error('IncompleteBody');
-  return data;
 }
 
 /** A small request body (XML), decoded and verified like any other, and bounded. */

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { readExactly } from '../../lib/streams.js';
 import {
   type ChecksumAlgorithm,
   ChecksumVerifier,
@@ -27,15 +28,8 @@ import {
 import { discardChunk, writeChunks } from '../storage/writer.js';
 import { requireBucket, sendXml } from './buckets.js';
 import { header, ownerOf, type RequestCtx } from './context.js';
-import {
-  collectBody,
-  type Ingested,
-  ingest,
-  putObjectBytesMax,
-  readSmallBody,
-  userMetaFrom,
-} from './ingest.js';
-import { objectStream, parseHttpDate, quote } from './read.js';
+import { type Ingested, ingest, putObjectBytesMax, readSmallBody, userMetaFrom } from './ingest.js';
+import { objectBytes, parseHttpDate, quote } from './read.js';
 
 // PutObject, CopyObject, DeleteObject(s). https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html
 
@@ -258,11 +252,11 @@ export async function copyData(
 ): Promise<Ingested> {
   const size = range.end - range.start + 1;
   const verifier = new ChecksumVerifier({ algorithm });
-  const source = size > 0 ? await objectStream(r, src, range.start, range.end) : Readable.from([]);
-  const body = source.pipe(verifier);
+  const source = size > 0 ? await objectBytes(r, src, range.start, range.end) : Buffer.alloc(0);
+  const body = (Buffer.isBuffer(source) ? Readable.from([source]) : source).pipe(verifier);
   const { config } = r.gw;
   if (partNumber === undefined && size > 0 && size <= config.inlineMaxBytes) {
-    const inline = await collectBody(body, size);
+    const inline = await readExactly(body, size);
     const { md5Hex, checksum } = verifier.result;
     return { size, md5Hex: md5Hex!, chunks: [], inline, checksum };
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { S3Error } from '../s3/errors.js';
 import type { ObjectRow } from '../storage/meta.js';
 import { etagMatches } from '../storage/meta.js';
@@ -35,19 +35,20 @@ export async function getObject(
     k.body = Buffer.alloc(0);
     return;
   }
-  k.body = obj.inlineData
-    ? inlineBytes(r, obj).subarray(start, end + 1)
-    : await objectStream(r, obj, start, end);
+  k.body = await objectBytes(r, obj, start, end);
 }
 
-/** Bytes [start, end] of an object: from its row if inline, else from the storage nodes. */
-export async function objectStream(
+/**
+ * Bytes [start, end] of an object: from its row if inline (a Buffer, checked), else streamed from
+ * the storage nodes.
+ */
+export async function objectBytes(
   r: RequestCtx,
   obj: ObjectRow,
   start: number,
   end: number,
-): Promise<Readable> {
-  if (obj.inlineData) return Readable.from([inlineBytes(r, obj).subarray(start, end + 1)]);
+): Promise<Buffer | Readable> {
+  if (obj.inlineData) return inlineBytes(r, obj).subarray(start, end + 1);
   const chunks = await r.gw.meta.chunksOf(obj.id, start, end);
   return readChunks(chunks, r.gw.cluster, {
     start,

@@ -130,25 +130,26 @@ function prepared(name: string): { name: string } {
   return { name: `s3dfs-${name}` };
 }
 
-/** SQL types of the columns objectColumnsOf fills, for statements that cannot infer them. */
-const objectColumnTypes: Record<string, string> = {
-  bucket: 'text',
-  key: 'text',
-  size: 'bigint',
-  etag: 'text',
-  content_type: 'text',
-  content_encoding: 'text',
-  content_disposition: 'text',
-  content_language: 'text',
-  cache_control: 'text',
-  expires: 'text',
-  user_meta: 'jsonb',
-  checksum_algorithm: 'text',
-  checksum_value: 'text',
-  checksum_type: 'text',
-  parts_count: 'int',
-  upload_id: 'text',
-  // inline_data goes as base64 text through decode() (see commitStatement).
+/** Typed placeholders for the columns objectColumnsOf fills, for statements that cannot infer types. */
+const objectColumnValues: Record<string, string> = {
+  bucket: '?::text',
+  key: '?::text',
+  size: '?::bigint',
+  etag: '?::text',
+  content_type: '?::text',
+  content_encoding: '?::text',
+  content_disposition: '?::text',
+  content_language: '?::text',
+  cache_control: '?::text',
+  expires: '?::text',
+  user_meta: '?::jsonb',
+  checksum_algorithm: '?::text',
+  checksum_value: '?::text',
+  checksum_type: '?::text',
+  parts_count: '?::int',
+  upload_id: '?::text',
+  // Base64 text (see getObject): PGlite encodes a bytea parameter byte by byte.
+  inline_data: "decode(?, 'base64')",
 };
 
 export function objectColumnsOf(m: ObjectMeta) {
@@ -331,12 +332,14 @@ export class MetaStore {
     chunks: ChunkRecord[],
     replace: boolean,
   ): Promise<ObjectRow> {
-    const row: Record<string, Knex.Value> = { bucket, key, ...objectColumnsOf(meta) };
+    const row: Record<string, Knex.Value> = {
+      bucket,
+      key,
+      ...objectColumnsOf(meta),
+      inline_data: meta.inlineData?.toString('base64') ?? null,
+    };
     const columns = Object.keys(row);
-    // Inline bytes travel as base64 text (see getObject): PGlite encodes a bytea parameter byte by byte.
-    const values = columns
-      .map((c) => (c === 'inline_data' ? `decode(?, 'base64')` : `?::${objectColumnTypes[c]}`))
-      .join(', ');
+    const values = columns.map((c) => objectColumnValues[c]).join(', ');
     const bindings: Knex.Value[] = [bucket];
     let sql = 'with b as (select name from buckets where name = ? for share)';
     if (replace) {
@@ -349,11 +352,7 @@ export class MetaStore {
       `, o as (insert into objects (${columns.map((c) => `"${c}"`).join(', ')}, last_modified)` +
       ` select ${values}, now() from b${replace ? ' where (select count(*) from old) >= 0' : ''}` +
       ` returning ${objectColumns.map((c) => `"${c}"`).join(', ')})`;
-    bindings.push(
-      ...columns.map((c) =>
-        c === 'inline_data' && Buffer.isBuffer(row[c]) ? row[c].toString('base64') : row[c],
-      ),
-    );
+    bindings.push(...columns.map((c) => row[c]));
     const chunkSql = chunkInsertsFor(chunks);
     sql += `${chunkSql.sql} select * from o`;
     // Small objects (inline or one chunk) always make the same statement: worth preparing once.
@@ -391,11 +390,9 @@ export class MetaStore {
       if (!etagMatches(cond.ifMatch, old.etag)) throw new PreconditionFailed('etag differs');
     }
     if (old) await this.removeObjectIn(trx, old.id, 'overwritten');
-    const objectRow = { bucket, key, ...objectColumnsOf(meta), last_modified: trx.fn.now() };
-    if (chunks.length > 0 && chunks.length <= commitStatementChunksMax) {
-      return toObjectRow(await insertObjectWithChunks(trx, objectRow, chunks));
-    }
-    const [row] = await trx('objects').insert(objectRow).returning(objectColumns);
+    const [row] = await trx('objects')
+      .insert({ bucket, key, ...objectColumnsOf(meta), last_modified: trx.fn.now() })
+      .returning(objectColumns);
     const object = toObjectRow(row);
     await insertChunks(trx, chunks, { object_id: object.id });
     return object;
@@ -610,25 +607,6 @@ export async function insertChunks(
     const replicas = batch.flatMap((c) => c.nodeIds.map((node_id) => ({ chunk_id: c.id, node_id })));
     if (replicas.length > 0) await trx('chunk_replicas').insert(replicas);
   }
-}
-
-/**
- * Inserts an object row, its chunks and their replicas in one statement (data-modifying CTEs), so
- * a small PUT's commit is one round trip instead of three. Foreign keys are checked at the end of
- * the statement, after all three inserts. Returns the object row (objectColumns).
- */
-async function insertObjectWithChunks(
-  trx: Knex.Transaction,
-  objectRow: Record<string, unknown>,
-  chunks: ChunkRecord[],
-): Promise<Record<string, unknown>> {
-  const objectSql = trx('objects').insert(objectRow).returning(objectColumns).toSQL();
-  const chunkSql = chunkInsertsFor(chunks);
-  const res = await trx.raw(`with o as (${objectSql.sql})${chunkSql.sql} select * from o`, [
-    ...objectSql.bindings,
-    ...chunkSql.bindings,
-  ]);
-  return res.rows[0] as Record<string, unknown>;
 }
 
 /** CTEs inserting `chunks` and their replicas for the object row in CTE `o` (none for no chunks). */

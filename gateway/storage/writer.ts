@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { BadRequest, Unavailable } from '../../lib/errors.js';
+import { BadRequest, IncompleteBody, Unavailable } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
 import type { ClusterView, Replica } from './cluster.js';
 import type { ChunkRecord } from './meta.js';
@@ -34,8 +34,6 @@ const replicaBufferBytes = 1024 * 1024;
  * socket writes than the bytes themselves; holding one such chunk per request keeps memory flat.
  */
 export const smallChunkBytes = 256 * 1024;
-
-export class IncompleteBody extends BadRequest {}
 
 export async function writeChunks(
   body: AsyncIterable<Buffer>,

@@ -29,19 +29,8 @@ const FINDINGS = [
 
 export type Finding = (typeof FINDINGS)[number];
 
-/** Findings that make a cluster unclean; the others are normal transient states. */
-const UNCLEAN: Finding[] = [
-  'missing',
-  'underReplicated',
-  'surplus',
-  'misplaced',
-  'corrupt',
-  'lostReplicas',
-  'orphans',
-  'untracked',
-  'stuckUploads',
-  'corruptInline',
-];
+/** Findings that are normal transient states; every other finding makes a cluster unclean. */
+const TRANSIENT: ReadonlySet<Finding> = new Set(['youngOrphans', 'pendingDeletes']);
 
 export interface FsckReport {
   clean: boolean;
@@ -112,7 +101,7 @@ export async function fsck(ctx: HealContext, uploadExpiryMs: number): Promise<Fs
     string[]
   >;
   return {
-    clean: UNCLEAN.every((f) => counts[f] === 0),
+    clean: FINDINGS.every((f) => TRANSIENT.has(f) || counts[f] === 0),
     checkedAt: new Date(started).toISOString(),
     tookMs: Date.now() - started,
     replication: ctx.replication,
