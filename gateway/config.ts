@@ -23,6 +23,8 @@ export interface GatewayConfig {
   multipartPartMinBytes: number;
   /** Objects up to this size are kept in their metadata row, not in chunks (0: never). */
   inlineMaxBytes: number;
+  /** 'auto': chunk files of storage nodes whose volume is on this host are read directly. */
+  localReads: 'auto' | 'off';
 }
 
 /** 5 MiB is S3's smallest multipart part; smaller chunks only make sense in tests. */
@@ -53,6 +55,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     nodeTimeoutMs: r.int('S3DFS_NODE_TIMEOUT_MS', 30_000, 100, 600_000),
     multipartPartMinBytes: r.bytes('S3DFS_MULTIPART_MIN_PART', 5 * 1024 ** 2, 0, 5 * 1024 ** 3),
     inlineMaxBytes: r.bytes('S3DFS_INLINE_MAX', 16 * 1024, 0, inlineMaxBytesMax),
+    localReads: r.oneOf('S3DFS_LOCAL_READS', 'auto', ['auto', 'off'] as const),
   };
   r.check(
     config.writeQuorum <= replication,

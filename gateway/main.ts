@@ -43,6 +43,7 @@ export async function startGateway(deps: GatewayDeps): Promise<RunningGateway> {
     clusterSecret,
     config.ringRefreshMs,
     config.nodeTimeoutMs,
+    { localReads: config.localReads === 'auto', log },
   );
   await cluster.start();
   const app = createApp({

@@ -52,6 +52,8 @@ export interface NodeHealth {
   usedBytes: number;
   freeBytes: number;
   chunkCount: number;
+  /** The node's data dir and identity stamp (node.json's createdAt), for local reads. */
+  volume?: { dataDir: string; createdAt: string };
   uptimeSec: number;
   counters: {
     reads: number;

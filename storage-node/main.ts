@@ -25,7 +25,7 @@ export async function runNode(args: string[]): Promise<void> {
   });
   const server = createNodeServer({
     store,
-    nodeId: identity.id,
+    identity,
     version: packageVersion(),
     secret: config.secret,
     chunkSizeMax: config.chunkSizeMax,

@@ -22,7 +22,7 @@ import { BadRequest, Conflict, Corrupt, InsufficientStorage, NotFound, Unavailab
 import { randomId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import { readExactly } from '../lib/streams.js';
-import type { FsChunkStore } from './store.js';
+import type { FsChunkStore, NodeIdentity } from './store.js';
 
 // Each write holds a socket, a file descriptor, a temp file and a disk reservation; past this many
 // at once a node answers 503 so the gateway writes elsewhere instead of the node thrashing its disk.
@@ -45,7 +45,7 @@ const latencySamplesMax = 1024;
 
 export interface NodeServerOptions {
   store: FsChunkStore;
-  nodeId: string;
+  identity: NodeIdentity;
   version: string;
   secret?: string;
   chunkSizeMax: number;
@@ -299,12 +299,14 @@ class NodeHandler {
     const s = this.opts.store.stats();
     sendJson(res, 200, {
       status: 'ok',
-      nodeId: this.opts.nodeId,
+      nodeId: this.opts.identity.id,
       version: this.opts.version,
       capacityBytes: s.capacityBytes,
       usedBytes: s.usedBytes,
       freeBytes: await this.opts.store.freeBytes(),
       chunkCount: s.chunkCount,
+      // Lets a gateway on the same host find and prove it sees this volume (local reads).
+      volume: { dataDir: this.opts.store.dataDir, createdAt: this.opts.identity.createdAt },
       uptimeSec: Math.floor((Date.now() - this.startedAt) / 1000),
       counters: { ...this.counters, corruptions: Math.max(this.counters.corruptions, s.corruptions) },
       latency: {

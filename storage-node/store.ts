@@ -24,8 +24,9 @@ import {
   unlink,
 } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { chunkFilePattern, chunkLeafDir, readChunkFile } from '../lib/chunk-file.js';
 import {
   type ByteRange,
   type ChunkInfo,
@@ -36,18 +37,14 @@ import {
   listLimitMax,
   PayloadTooLarge,
   type PutResult,
-  RangeNotSatisfiable,
   sha256Pattern,
 } from '../lib/chunk-store.js';
 import { ConfigError } from '../lib/config.js';
-import { BadRequest, Conflict, Corrupt, InsufficientStorage, NotFound } from '../lib/errors.js';
+import { BadRequest, Conflict, InsufficientStorage, NotFound } from '../lib/errors.js';
 import { isChunkId, randomId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import { nodeIdPattern } from './config.js';
 
-// Reads go to the socket in pieces this big: large enough that a 64 MiB chunk is 256 reads, small
-// enough to keep a slow reader's buffered data modest.
-const readPieceBytes = 256 * 1024;
 // A streamed write buffers at most about this much while its previous batch is on its way to disk.
 const writeBatchBytes = 4 * 1024 ** 2;
 // A streamed write starts the kernel writing its data back every this many bytes (ChunkFileSink).
@@ -56,10 +53,6 @@ const earlySyncBytes = 8 * 1024 ** 2;
 // disk is done, so they are capped below that and writes and final fsyncs always find a thread.
 const earlySyncsMax = 2;
 let earlySyncs = 0;
-// A whole-chunk read this small is read into memory in one go, verified, and sent from there.
-const wholeReadBytes = 256 * 1024;
-// A chunk file's name: 32 hex id, a dot, 64 hex sha256.
-const chunkFilePattern = /^([0-9a-f]{32})\.([0-9a-f]{64})$/;
 const fanoutPattern = /^[0-9a-f]{2}$/;
 
 export interface FsChunkStoreOptions {
@@ -182,48 +175,13 @@ export class FsChunkStore implements ChunkStore {
     checkId(id);
     const found = await this.locate(id);
     if (!found) throw new NotFound(`chunk ${id} not found`);
-    const fh = await open(found.file, fsConstants.O_RDONLY).catch((err) => {
-      throw err.code === 'ENOENT' ? new NotFound(`chunk ${id} not found`) : err;
+    const read = await readChunkFile(found.file, found.sha256, {
+      range,
+      onCorrupt: (ino) => this.quarantine(id, found.file, ino),
+    }).catch((err) => {
+      throw err instanceof NotFound ? new NotFound(`chunk ${id} not found`) : err;
     });
-    try {
-      const st = await fh.stat();
-      const size = st.size;
-      if (range) {
-        const r = clampRange(range, size);
-        const stream = fh.createReadStream({ start: r.start, end: r.end, highWaterMark: readPieceBytes });
-        return { stream, size, length: r.end - r.start + 1, sha256: found.sha256, range: r };
-      }
-      // Verify before sending: a reader that has already forwarded bytes cannot take them back, so
-      // a corrupt replica must fail before its first byte (the gateway then reads another one).
-      if (size <= wholeReadBytes) {
-        // Small: one read into memory, checked, and exactly those bytes are sent.
-        const bytes = await fh.readFile();
-        await fh.close();
-        this.verify(id, found, st.ino, createHash('sha256').update(bytes).digest('hex'));
-        return { stream: Readable.from([bytes]), size, length: size, sha256: found.sha256 };
-      }
-      // Large: hash the file, then stream it. The stream is not hashed a second time: the chunk
-      // is immutable (same inode, written once) and its bytes were just checked, the second pass
-      // being mostly served by the page cache. Scrubbing re-reads everything on its own schedule.
-      // Both passes read through the one open descriptor: the bytes checked are the inode's sent.
-      this.verify(id, found, st.ino, await hashHandle(fh));
-      return {
-        stream: fh.createReadStream({ start: 0, highWaterMark: readPieceBytes }),
-        size,
-        length: size,
-        sha256: found.sha256,
-      };
-    } catch (err) {
-      await fh.close().catch(() => {});
-      throw err;
-    }
-  }
-
-  /** Throws Corrupt (and quarantines the file) when `actual` is not the chunk's recorded sha256. */
-  private verify(id: string, found: Located, ino: number, actual: string): void {
-    if (actual === found.sha256) return;
-    this.quarantine(id, found.file, ino);
-    throw new Corrupt(`chunk ${id}: stored bytes hash to ${actual}, expected ${found.sha256}`);
+    return { ...read, sha256: found.sha256 };
   }
 
   async head(id: string): Promise<ChunkInfo | undefined> {
@@ -322,7 +280,7 @@ export class FsChunkStore implements ChunkStore {
       if (existing.sha256 !== sha256) throw new Conflict(`chunk ${id} already exists with other content`);
       return { id, size, sha256, created: false };
     }
-    const leaf = this.leafDir(id);
+    const leaf = chunkLeafDir(this.chunksDir, id);
     const dest = path.join(leaf, `${id}.${sha256}`);
     // Fan-out directories are made on first use only: the rename tells whether the leaf exists,
     // which saves a mkdir call on every write.
@@ -346,12 +304,8 @@ export class FsChunkStore implements ChunkStore {
     return { id, size, sha256, created: true };
   }
 
-  private leafDir(id: string): string {
-    return path.join(this.chunksDir, id.slice(0, 2), id.slice(2, 4));
-  }
-
   private async locate(id: string): Promise<Located | undefined> {
-    const leaf = this.leafDir(id);
+    const leaf = chunkLeafDir(this.chunksDir, id);
     const names = await listDir(leaf, chunkFilePattern);
     const name = names.find((n) => n.startsWith(`${id}.`));
     return name ? { file: path.join(leaf, name), sha256: name.slice(33) } : undefined;
@@ -484,27 +438,8 @@ class ChunkFileSink extends Writable {
   }
 }
 
-/** SHA-256 of an open file from its start; the handle stays open. */
-async function hashHandle(fh: FileHandle): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const piece of fh.createReadStream({
-    start: 0,
-    autoClose: false,
-    highWaterMark: readPieceBytes,
-  }))
-    hash.update(piece as Buffer);
-  return hash.digest('hex');
-}
-
 function checkId(id: string): void {
   if (!isChunkId(id)) throw new BadRequest('chunk id must be 32 lowercase hex characters');
-}
-
-function clampRange(range: ByteRange, size: number): ByteRange {
-  const ok = Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0;
-  if (!ok || range.end < range.start) throw new BadRequest('invalid byte range');
-  if (range.start >= size) throw new RangeNotSatisfiable(`range starts past the end of ${size} bytes`);
-  return { start: range.start, end: Math.min(range.end, size - 1) };
 }
 
 function mapDiskError(err: unknown): unknown {

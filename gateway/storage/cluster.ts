@@ -1,6 +1,8 @@
 import http from 'node:http';
+import type { Logger } from '../../lib/logger.js';
 import { NodeClient } from '../../lib/node-client.js';
 import { Ring, type RingNode, type RingSnapshot } from '../../lib/ring.js';
+import { LocalVolumes } from './local-volumes.js';
 
 // The gateway's cached picture of the cluster: the manager's ring snapshot plus one keep-alive
 // client per storage node. Refreshed when the manager publishes a new ring version.
@@ -11,6 +13,8 @@ export type RingSource = () => Promise<RingSnapshot>;
 export interface Replica {
   node: RingNode;
   client: NodeClient;
+  /** Set on reads when the node's volume is on this host: its chunk files are read directly. */
+  chunksDir?: string;
 }
 
 /** Sockets per storage node: enough for several concurrent 64 MiB streams plus small objects. */
@@ -29,13 +33,17 @@ export class ClusterView {
   });
   private refreshing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  readonly localVolumes: LocalVolumes;
 
   constructor(
     private readonly source: RingSource,
     private readonly secret: string,
     private readonly refreshMs: number,
     private readonly nodeTimeoutMs: number,
-  ) {}
+    opts: { localReads?: boolean; log?: Logger } = {},
+  ) {
+    this.localVolumes = new LocalVolumes(opts.localReads ?? false, opts.log);
+  }
 
   async start(): Promise<void> {
     await this.refresh();
@@ -85,7 +93,11 @@ export class ClusterView {
       .map((id) => ring.node(id))
       .filter((n): n is RingNode => n !== undefined)
       .sort((a, b) => rank(a) - rank(b) || (preferred.get(a.id) ?? 1e9) - (preferred.get(b.id) ?? 1e9))
-      .map((node) => ({ node, client: this.clientFor(node) }));
+      .map((node) => {
+        const client = this.clientFor(node);
+        const chunksDir = this.localVolumes.chunksDir(node.id, `${node.host}:${node.port}`, client);
+        return { node, client, chunksDir };
+      });
   }
 
   private clientFor(node: RingNode): NodeClient {

@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream';
-import { Corrupt, Unavailable } from '../../lib/errors.js';
+import { chunkFilePath, readChunkFile } from '../../lib/chunk-file.js';
+import type { ByteRange } from '../../lib/chunk-store.js';
+import { Corrupt, NotFound, Unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ClusterView, Replica } from './cluster.js';
 import type { StoredChunk } from './meta.js';
@@ -46,7 +48,7 @@ async function* streamPieces(
 ): AsyncGenerator<Buffer> {
   let next: Promise<Opened> | undefined =
     pieces.length > 0
-      ? open(pieces[0], cluster.readOrder(pieces[0].chunk.id, pieces[0].chunk.nodeIds), opts)
+      ? open(pieces[0], cluster.readOrder(pieces[0].chunk.id, pieces[0].chunk.nodeIds), cluster, opts)
       : undefined;
   for (let i = 0; i < pieces.length; i++) {
     const piece = pieces[i];
@@ -62,7 +64,7 @@ async function* streamPieces(
           // Prefetch: once the current chunk flows, open the next one.
           if (!next && i + 1 < pieces.length) {
             const p = pieces[i + 1];
-            next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), opts);
+            next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), cluster, opts);
             next.catch(() => {});
           }
           yield buf as Buffer;
@@ -76,7 +78,7 @@ async function* streamPieces(
         if (err instanceof Corrupt) opts.onCorrupt?.(piece.chunk.id, reading.replica.node.id);
         // Nodes verify a whole chunk before sending it, so bytes already sent are good:
         // continue from the first byte not yet sent, on the next replica.
-        current = await open({ ...piece, from: piece.from + sent }, reading.rest, opts);
+        current = await open({ ...piece, from: piece.from + sent }, reading.rest, cluster, opts);
       }
     }
     const expected = piece.to - piece.from + 1;
@@ -84,21 +86,29 @@ async function* streamPieces(
       throw new Unavailable(`chunk ${piece.chunk.id}: served ${sent} of ${expected} bytes`);
     if (!next && i + 1 < pieces.length) {
       const p = pieces[i + 1];
-      next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), opts);
+      next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), cluster, opts);
     }
   }
 }
 
 /** Opens a piece on the first replica that answers; throws Unavailable when none does. */
-async function open(piece: Piece, replicas: Replica[], opts: ReadOptions): Promise<Opened> {
+async function open(
+  piece: Piece,
+  replicas: Replica[],
+  cluster: ClusterView,
+  opts: ReadOptions,
+): Promise<Opened> {
   const whole = piece.from === 0 && piece.to === piece.chunk.size - 1;
+  const range = whole ? undefined : { start: piece.from, end: piece.to };
   for (let i = 0; i < replicas.length; i++) {
     const replica = replicas[i];
+    if (replica.chunksDir) {
+      const local = await openLocal(piece, replica, range, cluster, opts);
+      if (local === 'corrupt') continue;
+      if (local) return { stream: local, replica, rest: replicas.slice(i + 1) };
+    }
     try {
-      const res = await replica.client.get(
-        piece.chunk.id,
-        whole ? undefined : { start: piece.from, end: piece.to },
-      );
+      const res = await replica.client.get(piece.chunk.id, range);
       if (res.sha256 && res.sha256 !== piece.chunk.sha256) {
         res.stream.destroy();
         opts.onCorrupt?.(piece.chunk.id, replica.node.id);
@@ -114,4 +124,44 @@ async function open(piece: Piece, replicas: Replica[], opts: ReadOptions): Promi
     }
   }
   throw new Unavailable(`no replica of chunk ${piece.chunk.id} could be read`);
+}
+
+/**
+ * Reads a piece from the replica's chunk file on this host (see local-volumes.ts), verified as the
+ * node itself would. 'corrupt' when the file fails its check (reported; the next replica is read);
+ * undefined when the file can't be read here for any other reason, so the node is asked over HTTP.
+ */
+async function openLocal(
+  piece: Piece,
+  replica: Replica,
+  range: ByteRange | undefined,
+  cluster: ClusterView,
+  opts: ReadOptions,
+): Promise<Readable | 'corrupt' | undefined> {
+  const { chunk } = piece;
+  try {
+    const read = await readChunkFile(
+      chunkFilePath(replica.chunksDir!, chunk.id, chunk.sha256),
+      chunk.sha256,
+      {
+        range,
+      },
+    );
+    if (read.size === chunk.size) return read.stream;
+    read.stream.destroy();
+    throw new Corrupt(`chunk ${chunk.id}: file holds ${read.size} bytes, expected ${chunk.size}`);
+  } catch (err) {
+    if (err instanceof Corrupt) {
+      opts.log?.warn({ chunk: chunk.id, node: replica.node.id, err: String(err) }, 'local replica corrupt');
+      opts.onCorrupt?.(chunk.id, replica.node.id);
+      return 'corrupt';
+    }
+    // Moved, deleted or unreadable here: the node's own answer decides. A failure that is not
+    // about this chunk (permissions, descriptors) sends the node's reads back to HTTP for a while.
+    if (!(err instanceof NotFound)) {
+      opts.log?.warn({ node: replica.node.id, err: String(err) }, 'local read failed; reading over HTTP');
+      cluster.localVolumes.forget(replica.node.id);
+    }
+    return undefined;
+  }
 }

@@ -77,11 +77,17 @@ describe('gateway under faults', function () {
 
   before(async () => {
     // Probes are patient (CPU is shared) and healing is off, so the replicas a test breaks stay
-    // broken until the gateway meets them.
+    // broken until the gateway meets them. Reads go through the nodes' HTTP servers, the path a
+    // gateway on another host takes (local-reads.test.ts covers reading a node's files directly).
     c = await startTestCluster({
       portBase: 20400,
       chunkSize: chunk,
-      env: { S3DFS_PROBE_TIMEOUT_MS: '1000', S3DFS_DOWN_AFTER_MS: '1500', S3DFS_HEAL_INTERVAL_MS: '0' },
+      env: {
+        S3DFS_PROBE_TIMEOUT_MS: '1000',
+        S3DFS_DOWN_AFTER_MS: '1500',
+        S3DFS_HEAL_INTERVAL_MS: '0',
+        S3DFS_LOCAL_READS: 'off',
+      },
     });
     s3 = c.client({ maxAttempts: 1 });
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));

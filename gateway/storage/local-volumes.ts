@@ -1,0 +1,82 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../../lib/logger.js';
+import type { NodeClient } from '../../lib/node-client.js';
+
+// Local reads (HDFS's "short-circuit local reads"): when a storage node's volume is on this host,
+// as with the embedded default's node processes, the gateway reads chunk files itself rather than
+// through the node's HTTP server. A read then costs one pass through the disk cache and one
+// socket, not a second process and a second socket. Writes always go through the node, which owns
+// its volume (capacity, fsync, rename, quarantine). Reads stay verified: lib/chunk-file.ts, which
+// the node serves its own reads through, checks every whole chunk before its first byte goes out.
+//
+// A node's volume counts as local only once proven: the node names its data dir and identity stamp
+// in /health, and node.json at that path here must carry the same id and stamp. A node in a
+// container names a path inside the container, which this host does not see, so it stays remote.
+
+interface Known {
+  addr: string;
+  /** The node's chunks dir, when local; null when not. */
+  chunksDir: string | null;
+  /** When an answer that may change (node unreachable, a local read failed) is checked again. */
+  recheckAt: number;
+}
+
+/** How long a "not local" that may be temporary stands before the node is asked again. */
+const recheckMs = 30_000;
+
+export class LocalVolumes {
+  private readonly known = new Map<string, Known>();
+  private readonly probing = new Set<string>();
+
+  constructor(
+    private readonly enabled: boolean,
+    private readonly log?: Logger,
+  ) {}
+
+  /**
+   * The node's chunks dir if its volume is local. The first call for a node (or a node at a new
+   * address) starts the check in the background and answers undefined: reads go over HTTP until
+   * the check has answered.
+   */
+  chunksDir(nodeId: string, addr: string, client: NodeClient): string | undefined {
+    if (!this.enabled) return undefined;
+    const k = this.known.get(nodeId);
+    if (k && k.addr === addr && Date.now() < k.recheckAt) return k.chunksDir ?? undefined;
+    if (!this.probing.has(nodeId)) {
+      this.probing.add(nodeId);
+      void this.probe(nodeId, addr, client).finally(() => this.probing.delete(nodeId));
+    }
+    return undefined;
+  }
+
+  /** A local read failed for a reason other than the chunk itself: read this node over HTTP again. */
+  forget(nodeId: string): void {
+    const k = this.known.get(nodeId);
+    if (k) Object.assign(k, { chunksDir: null, recheckAt: Date.now() + recheckMs });
+  }
+
+  private async probe(nodeId: string, addr: string, client: NodeClient): Promise<void> {
+    let chunksDir: string | null = null;
+    // A proven answer (local or not) holds for as long as the node keeps its address.
+    let recheckAt = Number.POSITIVE_INFINITY;
+    try {
+      const health = await client.health().catch((err) => {
+        recheckAt = Date.now() + recheckMs;
+        throw err;
+      });
+      const volume = health.volume;
+      if (volume && health.nodeId === nodeId && path.isAbsolute(volume.dataDir)) {
+        const here = JSON.parse(await readFile(path.join(volume.dataDir, 'node.json'), 'utf8'));
+        if (here?.id === nodeId && here?.createdAt === volume.createdAt) {
+          chunksDir = path.join(volume.dataDir, 'chunks');
+        }
+      }
+    } catch {
+      // Not reachable, not visible from here, not readable: remote it is.
+    }
+    this.known.set(nodeId, { addr, chunksDir, recheckAt });
+    if (chunksDir)
+      this.log?.info({ node: nodeId, chunksDir }, 'storage node volume is local: reading it directly');
+  }
+}

@@ -1,0 +1,196 @@
+// Proves local reads: a gateway on the storage nodes' host reads their chunk files directly, with
+// the same checks as the nodes (a corrupt copy is skipped and reported, never served), and only for
+// nodes whose volume it has proven to be the one they report; with S3DFS_LOCAL_READS=off, or for a
+// volume it can't prove, reads go through the nodes.
+import { createHash } from 'node:crypto';
+import { open, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { expect } from 'chai';
+import { LocalVolumes } from '../../gateway/storage/local-volumes.js';
+import { chunkFilePath } from '../../lib/chunk-file.js';
+import { bytes } from '../helpers/bytes.js';
+import { startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
+
+// Above the 256 KiB whole-read threshold, so whole chunks are hashed on the worker thread.
+const chunk = 512 * 1024;
+const Bucket = 'local';
+
+function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+describe('local reads', function () {
+  this.timeout(90_000);
+
+  async function getBytes(s3: S3Client, Key: string, Range?: string): Promise<Buffer> {
+    const res = await s3.send(new GetObjectCommand({ Bucket, Key, Range }));
+    return Buffer.from(await res.Body!.transformToByteArray());
+  }
+
+  async function chunksOf(
+    c: TestCluster,
+    key: string,
+  ): Promise<{ id: string; sha256: string; nodeIds: string[] }[]> {
+    const obj = await c.db('objects').where({ bucket: Bucket, key }).first('id');
+    const rows = await c.db('chunks').where({ object_id: obj.id }).orderBy('seq').select('id', 'sha256');
+    const out = [];
+    for (const ch of rows) {
+      const nodeIds = await c.db('chunk_replicas').where({ chunk_id: ch.id, state: 'ok' }).pluck('node_id');
+      out.push({ id: ch.id as string, sha256: ch.sha256 as string, nodeIds: nodeIds as string[] });
+    }
+    return out;
+  }
+
+  /** Chunk reads the nodes themselves have served, summed over the cluster. */
+  async function nodeReads(c: TestCluster): Promise<number> {
+    const replicas = c.gateway.cluster.snapshot.nodes.map(
+      (n) => c.gateway.cluster.readOrder('0'.repeat(32), [n.id])[0],
+    );
+    const healths = await Promise.all(replicas.map((r) => r.client.health()));
+    return healths.reduce((sum, h) => sum + h.counters.reads, 0);
+  }
+
+  /** Waits until the gateway has proven every node's volume local (the check runs on first use). */
+  async function allLocal(c: TestCluster): Promise<void> {
+    const ids = c.gateway.cluster.snapshot.nodes.map((n) => n.id);
+    await waitFor(
+      async () => c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.chunksDir),
+      10_000,
+    );
+  }
+
+  describe('on (the default)', () => {
+    let c: TestCluster;
+    let s3: S3Client;
+
+    before(async () => {
+      c = await startTestCluster({ portBase: 22200, chunkSize: chunk, env: { S3DFS_HEAL_INTERVAL_MS: '0' } });
+      s3 = c.client({ maxAttempts: 1 });
+      await s3.send(new CreateBucketCommand({ Bucket }));
+      await allLocal(c);
+    });
+    after(async () => c?.stop());
+
+    it('proves each node volume by its reported data dir and identity', () => {
+      for (const node of c.gateway.cluster.snapshot.nodes) {
+        const [r] = c.gateway.cluster.readOrder('0'.repeat(32), [node.id]);
+        expect(r.chunksDir).to.equal(path.join(c.dataDir, 'nodes', node.id, 'chunks'));
+      }
+    });
+
+    it('serves whole objects and ranges from the chunk files, not through the nodes', async () => {
+      const data = bytes(3 * chunk + 1234, 7);
+      await s3.send(new PutObjectCommand({ Bucket, Key: 'big', Body: data }));
+      const before = await nodeReads(c);
+      expect(sha256(await getBytes(s3, 'big'))).to.equal(sha256(data));
+      const range = await getBytes(s3, 'big', `bytes=${chunk - 5}-${2 * chunk + 4}`);
+      expect(range.equals(data.subarray(chunk - 5, 2 * chunk + 5))).to.equal(true);
+      const tail = await getBytes(s3, 'big', 'bytes=-100');
+      expect(tail.equals(data.subarray(data.length - 100))).to.equal(true);
+      expect(await nodeReads(c)).to.equal(before);
+    });
+
+    it('skips a corrupt local copy, serves the right bytes and marks that replica corrupt', async () => {
+      const data = bytes(2 * chunk, 8);
+      await s3.send(new PutObjectCommand({ Bucket, Key: 'rot', Body: data }));
+      const chunks = await chunksOf(c, 'rot');
+      expect(chunks).to.have.length(2);
+      // Damage the copy read first of each chunk, in place (same size, same inode).
+      const damaged: [string, string][] = [];
+      for (const ch of chunks) {
+        const [first] = c.gateway.cluster.readOrder(ch.id, ch.nodeIds);
+        const fh = await open(chunkFilePath(first.chunksDir!, ch.id, ch.sha256), 'r+');
+        await fh.write(Buffer.from('rotten bytes'), 0, 12, 4096);
+        await fh.close();
+        damaged.push([ch.id, first.node.id]);
+      }
+      expect(sha256(await getBytes(s3, 'rot'))).to.equal(sha256(data));
+      for (const [chunkId, nodeId] of damaged) {
+        await waitFor(async () => {
+          const row = await c
+            .db('chunk_replicas')
+            .where({ chunk_id: chunkId, node_id: nodeId })
+            .first('state');
+          return row?.state === 'corrupt';
+        }, 5000);
+      }
+      // With the damaged replicas marked, reads go to the good ones first.
+      expect(sha256(await getBytes(s3, 'rot'))).to.equal(sha256(data));
+    });
+
+    it('falls back to the node, then the next replica, when a chunk file is not where expected', async () => {
+      const data = bytes(chunk, 9);
+      await s3.send(new PutObjectCommand({ Bucket, Key: 'moved', Body: data }));
+      const [ch] = await chunksOf(c, 'moved');
+      const [first] = c.gateway.cluster.readOrder(ch.id, ch.nodeIds);
+      const file = chunkFilePath(first.chunksDir!, ch.id, ch.sha256);
+      // Out of the store's layout: neither the local open nor the node itself finds it.
+      await rename(file, `${file}.away`);
+      try {
+        expect(sha256(await getBytes(s3, 'moved'))).to.equal(sha256(data));
+      } finally {
+        await rename(`${file}.away`, file);
+      }
+      // A missing chunk says nothing against the volume: the node is still read locally.
+      const [again] = c.gateway.cluster.readOrder(ch.id, [first.node.id]);
+      expect(again.chunksDir).to.equal(first.chunksDir);
+    });
+
+    it('does not trust a volume whose node.json disagrees with what the node reports', async () => {
+      const node = c.gateway.cluster.snapshot.nodes[0];
+      const [r] = c.gateway.cluster.readOrder('0'.repeat(32), [node.id]);
+      const file = path.join(c.dataDir, 'nodes', node.id, 'node.json');
+      const original = await readFile(file, 'utf8');
+      const volumes = new LocalVolumes(true);
+      const addr = `${node.host}:${node.port}`;
+      try {
+        // Another volume at the same path (say, a container's /data on the host): another stamp.
+        await writeFile(
+          file,
+          JSON.stringify({ ...JSON.parse(original), createdAt: new Date(0).toISOString() }),
+        );
+        expect(volumes.chunksDir(node.id, addr, r.client)).to.equal(undefined);
+        await waitFor(
+          async () => !(volumes as unknown as { probing: Set<string> }).probing.has(node.id),
+          5000,
+        );
+        expect(volumes.chunksDir(node.id, addr, r.client)).to.equal(undefined);
+      } finally {
+        await writeFile(file, original);
+      }
+      // The same node, proven by a fresh checker once node.json agrees again.
+      const fresh = new LocalVolumes(true);
+      fresh.chunksDir(node.id, addr, r.client);
+      await waitFor(async () => fresh.chunksDir(node.id, addr, r.client) !== undefined, 5000);
+    });
+  });
+
+  describe('off', () => {
+    let c: TestCluster;
+    let s3: S3Client;
+
+    before(async () => {
+      c = await startTestCluster({
+        portBase: 22300,
+        chunkSize: chunk,
+        env: { S3DFS_HEAL_INTERVAL_MS: '0', S3DFS_LOCAL_READS: 'off' },
+      });
+      s3 = c.client({ maxAttempts: 1 });
+      await s3.send(new CreateBucketCommand({ Bucket }));
+    });
+    after(async () => c?.stop());
+
+    it('reads every chunk through the nodes', async () => {
+      const data = bytes(2 * chunk + 10, 10);
+      await s3.send(new PutObjectCommand({ Bucket, Key: 'remote', Body: data }));
+      const before = await nodeReads(c);
+      expect(sha256(await getBytes(s3, 'remote'))).to.equal(sha256(data));
+      expect(await nodeReads(c)).to.equal(before + 3);
+      const ids = c.gateway.cluster.snapshot.nodes.map((n) => n.id);
+      expect(
+        c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.chunksDir === undefined),
+      ).to.equal(true);
+    });
+  });
+});
