@@ -50,44 +50,53 @@ async function* streamPieces(
     pieces.length > 0
       ? open(pieces[0], cluster.readOrder(pieces[0].chunk.id, pieces[0].chunk.nodeIds), cluster, opts)
       : undefined;
-  for (let i = 0; i < pieces.length; i++) {
-    const piece = pieces[i];
-    const opened = next!;
-    next = undefined;
-    let sent = 0;
-    let current: Opened | undefined = await opened;
-    while (current) {
-      const reading: Opened = current;
-      try {
-        for await (const buf of reading.stream) {
-          sent += buf.length;
-          // Prefetch: once the current chunk flows, open the next one.
-          if (!next && i + 1 < pieces.length) {
-            const p = pieces[i + 1];
-            next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), cluster, opts);
-            next.catch(() => {});
+  try {
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i];
+      const opened = next!;
+      next = undefined;
+      let sent = 0;
+      let current: Opened | undefined = await opened;
+      while (current) {
+        const reading: Opened = current;
+        try {
+          for await (const buf of reading.stream) {
+            sent += buf.length;
+            // Prefetch: once the current chunk flows, open the next one.
+            if (!next && i + 1 < pieces.length) {
+              const p = pieces[i + 1];
+              next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), cluster, opts);
+              next.catch(() => {});
+            }
+            yield buf as Buffer;
           }
-          yield buf as Buffer;
+          current = undefined;
+        } catch (err) {
+          opts.log?.warn(
+            { chunk: piece.chunk.id, node: reading.replica.node.id, err: String(err) },
+            'replica failed mid-read; failing over',
+          );
+          if (err instanceof Corrupt) opts.onCorrupt?.(piece.chunk.id, reading.replica.node.id);
+          // Nodes verify a whole chunk before sending it, so bytes already sent are good:
+          // continue from the first byte not yet sent, on the next replica.
+          current = await open({ ...piece, from: piece.from + sent }, reading.rest, cluster, opts);
         }
-        current = undefined;
-      } catch (err) {
-        opts.log?.warn(
-          { chunk: piece.chunk.id, node: reading.replica.node.id, err: String(err) },
-          'replica failed mid-read; failing over',
-        );
-        if (err instanceof Corrupt) opts.onCorrupt?.(piece.chunk.id, reading.replica.node.id);
-        // Nodes verify a whole chunk before sending it, so bytes already sent are good:
-        // continue from the first byte not yet sent, on the next replica.
-        current = await open({ ...piece, from: piece.from + sent }, reading.rest, cluster, opts);
+      }
+      const expected = piece.to - piece.from + 1;
+      if (sent !== expected)
+        throw new Unavailable(`chunk ${piece.chunk.id}: served ${sent} of ${expected} bytes`);
+      if (!next && i + 1 < pieces.length) {
+        const p = pieces[i + 1];
+        next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), cluster, opts);
       }
     }
-    const expected = piece.to - piece.from + 1;
-    if (sent !== expected)
-      throw new Unavailable(`chunk ${piece.chunk.id}: served ${sent} of ${expected} bytes`);
-    if (!next && i + 1 < pieces.length) {
-      const p = pieces[i + 1];
-      next = open(p, cluster.readOrder(p.chunk.id, p.chunk.nodeIds), cluster, opts);
-    }
+  } finally {
+    // A reader that stops early (its client left, a later chunk failed) must not leave the
+    // prefetched chunk's file descriptor or node connection open behind it.
+    next?.then(
+      (o) => o.stream.destroy(),
+      () => {},
+    );
   }
 }
 

@@ -3,8 +3,9 @@
 // nodes whose volume it has proven to be the one they report; with S3DFS_LOCAL_READS=off, or for a
 // volume it can't prove, reads go through the nodes.
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { LocalVolumes } from '../../gateway/storage/local-volumes.js';
@@ -89,6 +90,29 @@ describe('local reads', function () {
       const tail = await getBytes(s3, 'big', 'bytes=-100');
       expect(tail.equals(data.subarray(data.length - 100))).to.equal(true);
       expect(await nodeReads(c)).to.equal(before);
+    });
+
+    it('closes every chunk file, the prefetched one too, when a client stops reading early', async () => {
+      const data = bytes(4 * chunk, 11);
+      await s3.send(new PutObjectCommand({ Bucket, Key: 'abandoned', Body: data }));
+      /** This process's descriptors open on chunk files (the gateway runs in the test process). */
+      const openChunkFiles = async () => {
+        const nodesDir = path.join(c.dataDir, 'nodes');
+        const fds = await readdir('/proc/self/fd');
+        const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+        return targets.filter((t) => t.startsWith(nodesDir));
+      };
+      for (let i = 0; i < 5; i++) {
+        const res = await s3.send(new GetObjectCommand({ Bucket, Key: 'abandoned' }));
+        const body = res.Body as Readable;
+        await new Promise<void>((resolve, reject) => {
+          body.once('data', () => resolve());
+          body.once('error', reject);
+        });
+        body.destroy();
+      }
+      // Promptly, not whenever garbage collection would get to a forgotten FileHandle.
+      await waitFor(async () => (await openChunkFiles()).length === 0, 1000);
     });
 
     it('skips a corrupt local copy, serves the right bytes and marks that replica corrupt', async () => {
