@@ -63,6 +63,9 @@ export class ClusterView {
         if (!this.ring || snap.version !== this.ring.version || changedStatus(this.snap!, snap)) {
           this.ring = new Ring(snap);
           this.snap = snap;
+          // Check new nodes' volumes now, so even the first read of a chunk can be a local one.
+          for (const node of snap.nodes)
+            this.localVolumes.chunksDir(node.id, addrOf(node), this.clientFor(node));
         }
       })
       .finally(() => {
@@ -95,13 +98,13 @@ export class ClusterView {
       .sort((a, b) => rank(a) - rank(b) || (preferred.get(a.id) ?? 1e9) - (preferred.get(b.id) ?? 1e9))
       .map((node) => {
         const client = this.clientFor(node);
-        const chunksDir = this.localVolumes.chunksDir(node.id, `${node.host}:${node.port}`, client);
+        const chunksDir = this.localVolumes.chunksDir(node.id, addrOf(node), client);
         return { node, client, chunksDir };
       });
   }
 
   private clientFor(node: RingNode): NodeClient {
-    const addr = `${node.host}:${node.port}`;
+    const addr = addrOf(node);
     const known = this.clients.get(node.id);
     if (known && known.addr === addr) return known.client;
     const client = new NodeClient({
@@ -113,6 +116,10 @@ export class ClusterView {
     this.clients.set(node.id, { addr, client });
     return client;
   }
+}
+
+function addrOf(node: RingNode): string {
+  return `${node.host}:${node.port}`;
 }
 
 /** Status changes that don't move the ring (up → suspect) still change read order. */

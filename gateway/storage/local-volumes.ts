@@ -22,8 +22,10 @@ interface Known {
   recheckAt: number;
 }
 
-/** How long a "not local" that may be temporary stands before the node is asked again. */
-const recheckMs = 30_000;
+/** A node that did not answer (starting, restarting) is asked again this soon. */
+const unreachableRecheckMs = 1000;
+/** After a local read failed for a reason not about the chunk, reads go over HTTP this long. */
+const failedRecheckMs = 30_000;
 
 export class LocalVolumes {
   private readonly known = new Map<string, Known>();
@@ -53,7 +55,7 @@ export class LocalVolumes {
   /** A local read failed for a reason other than the chunk itself: read this node over HTTP again. */
   forget(nodeId: string): void {
     const k = this.known.get(nodeId);
-    if (k) Object.assign(k, { chunksDir: null, recheckAt: Date.now() + recheckMs });
+    if (k) Object.assign(k, { chunksDir: null, recheckAt: Date.now() + failedRecheckMs });
   }
 
   private async probe(nodeId: string, addr: string, client: NodeClient): Promise<void> {
@@ -62,7 +64,7 @@ export class LocalVolumes {
     let recheckAt = Number.POSITIVE_INFINITY;
     try {
       const health = await client.health().catch((err) => {
-        recheckAt = Date.now() + recheckMs;
+        recheckAt = Date.now() + unreachableRecheckMs;
         throw err;
       });
       const volume = health.volume;

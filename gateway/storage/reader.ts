@@ -6,8 +6,9 @@ import type { Logger } from '../../lib/logger.js';
 import type { ClusterView, Replica } from './cluster.js';
 import type { StoredChunk } from './meta.js';
 
-// The read path: only the chunks a range needs, each from the first healthy replica, failing
-// over to the next replica on error. The next chunk's request is opened while the current one
+// The read path: only the chunks a range needs, each from the first healthy replica (its chunk
+// file directly when the node's volume is on this host: local-volumes.ts), failing over to the
+// next replica on error. The next chunk's request is opened while the current one
 // streams, so the pipe never waits on a round trip between chunks.
 
 export interface ReadOptions {
