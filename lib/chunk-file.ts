@@ -79,7 +79,7 @@ export async function readChunkFile(
     // immutable (same inode, written once) and its bytes were just checked, the second pass being
     // mostly served by the page cache. Both passes read through the one open descriptor, so the
     // bytes checked are the inode's sent.
-    const { sha256: actual } = await sha256OfFd(fh.fd);
+    const actual = await sha256OfFd(fh.fd);
     if (actual !== sha256) mismatch(actual);
     return { stream: fh.createReadStream({ start: 0, highWaterMark: readPieceBytes }), size, length: size };
   } catch (err) {

@@ -8,7 +8,7 @@ export interface HashJob {
   job: number;
   fd: number;
 }
-export type HashReply = { job: number; sha256: string; bytes: number } | { job: number; error: string };
+export type HashReply = { job: number; sha256: string } | { job: number; error: string };
 
 const buf = Buffer.allocUnsafe(1024 * 1024);
 
@@ -23,7 +23,7 @@ parentPort?.on('message', ({ job, fd }: HashJob) => {
       hash.update(buf.subarray(0, n));
       pos += n;
     }
-    reply = { job, sha256: hash.digest('hex'), bytes: pos };
+    reply = { job, sha256: hash.digest('hex') };
   } catch (err) {
     reply = { job, error: (err as Error).message };
   }

@@ -8,7 +8,7 @@ import type { HashJob, HashReply } from './file-hash-worker.js';
 const workersMax = Math.max(1, Math.min(2, os.availableParallelism()));
 
 interface Pending {
-  resolve: (r: { sha256: string; bytes: number }) => void;
+  resolve: (sha256: string) => void;
   reject: (err: Error) => void;
 }
 
@@ -31,10 +31,12 @@ function spawn(): HashWorker {
     w.pending.delete(reply.job);
     if (w.pending.size === 0) worker.unref();
     if ('error' in reply) p.reject(new Error(reply.error));
-    else p.resolve(reply);
+    else p.resolve(reply.sha256);
   });
+  // 'error' is followed by 'exit': the second call finds nothing left to do.
   const fail = (err: Error) => {
-    workers.splice(workers.indexOf(w), 1);
+    const at = workers.indexOf(w);
+    if (at >= 0) workers.splice(at, 1);
     for (const p of w.pending.values()) p.reject(err);
     w.pending.clear();
   };
@@ -44,10 +46,10 @@ function spawn(): HashWorker {
 }
 
 /**
- * SHA-256 (hex) and length of the file behind `fd`, from its first byte to its end. The caller
- * keeps `fd` open until this settles: the worker reads it by number.
+ * SHA-256 (hex) of the file behind `fd`, from its first byte to its end. The caller keeps `fd`
+ * open until this settles: the worker reads it by number.
  */
-export function sha256OfFd(fd: number): Promise<{ sha256: string; bytes: number }> {
+export function sha256OfFd(fd: number): Promise<string> {
   // The least busy worker; another one while all are busy and there is room.
   let w = workers.reduce<HashWorker | undefined>(
     (a, b) => (a && a.pending.size <= b.pending.size ? a : b),
