@@ -5,14 +5,11 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import * as Minio from 'minio';
+import { sha256 } from '../helpers/bytes.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { steadyEnv } from '../helpers/s3raw.js';
 
 const MiB = 1024 * 1024;
-
-function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /** Deterministic, non-repeating-looking bytes, so a misplaced or swapped range changes the hash. */
 export function bytes(n: number, seed = 1): Buffer {
   const out = Buffer.alloc(n);
@@ -7,4 +9,9 @@ export function bytes(n: number, seed = 1): Buffer {
     out[i] = x >>> 24;
   }
   return out;
+}
+
+/** Hex SHA-256, for comparing bodies without printing megabytes on a failure. */
+export function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
 }

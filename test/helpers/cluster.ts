@@ -119,3 +119,19 @@ export async function waitForValue<T>(
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+/** An object's chunks, in object order, each with the nodes holding an `ok` replica. */
+export async function chunksOfKey(
+  c: TestCluster,
+  bucket: string,
+  key: string,
+): Promise<{ id: string; sha256: string; nodeIds: string[] }[]> {
+  const obj = await c.db('objects').where({ bucket, key }).first('id');
+  const rows = await c.db('chunks').where({ object_id: obj.id }).orderBy('seq').select('id', 'sha256');
+  const out = [];
+  for (const ch of rows) {
+    const nodeIds = await c.db('chunk_replicas').where({ chunk_id: ch.id, state: 'ok' }).pluck('node_id');
+    out.push({ id: ch.id as string, sha256: ch.sha256 as string, nodeIds: nodeIds as string[] });
+  }
+  return out;
+}

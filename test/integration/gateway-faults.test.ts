@@ -1,5 +1,3 @@
-// Proves the data path survives faults: corrupted replicas are skipped on GET, concurrent overwrites never yield a mixed object, one dead node of three is tolerated, and with two dead a PUT fails with a clean 503 leaving nothing visible.
-import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -12,15 +10,11 @@ import {
 } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import type { ProcessRuntime } from '../../manager/runtime/process.js';
-import { bytes } from '../helpers/bytes.js';
-import { startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
+import { bytes, sha256 } from '../helpers/bytes.js';
+import { chunksOfKey, startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
 
 const chunk = 64 * 1024;
 const bucket = 'faults';
-
-function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
 
 describe('gateway under faults', function () {
   this.timeout(90_000);
@@ -32,17 +26,7 @@ describe('gateway under faults', function () {
     return Buffer.from(await res.Body!.transformToByteArray());
   }
 
-  /** The chunks of a key with their replicas, in object order. */
-  async function chunksOf(key: string): Promise<{ id: string; sha256: string; nodeIds: string[] }[]> {
-    const obj = await c.db('objects').where({ bucket, key }).first('id');
-    const chunks = await c.db('chunks').where({ object_id: obj.id }).orderBy('seq').select('id', 'sha256');
-    const out = [];
-    for (const ch of chunks) {
-      const nodeIds = await c.db('chunk_replicas').where({ chunk_id: ch.id, state: 'ok' }).pluck('node_id');
-      out.push({ id: ch.id as string, sha256: ch.sha256 as string, nodeIds: nodeIds as string[] });
-    }
-    return out;
-  }
+  const chunksOf = (key: string) => chunksOfKey(c, bucket, key);
 
   async function corrupt(nodeId: string, chunkId: string, sha: string): Promise<void> {
     const file = path.join(

@@ -22,16 +22,12 @@ import {
 } from '@aws-sdk/client-s3';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { expect } from 'chai';
-import { bytes } from '../helpers/bytes.js';
+import { bytes, sha256 } from '../helpers/bytes.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { engines } from '../helpers/db.js';
 import { errorCode, keyPath, signedSend, steadyEnv } from '../helpers/s3raw.js';
 
 const chunk = 64 * 1024;
-
-function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
 
 function md5(b: Uint8Array): string {
   return createHash('md5').update(b).digest('hex');

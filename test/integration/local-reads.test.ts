@@ -1,8 +1,3 @@
-// Proves local reads: a gateway on the storage nodes' host reads their chunk files directly, with
-// the same checks as the nodes (a corrupt copy is skipped and reported, never served), and only for
-// nodes whose volume it has proven to be the one they report; with S3DFS_LOCAL_READS=off, or for a
-// volume it can't prove, reads go through the nodes.
-import { createHash } from 'node:crypto';
 import { open, readdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -10,16 +5,12 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { expect } from 'chai';
 import { LocalVolumes } from '../../gateway/storage/local-volumes.js';
 import { chunkFilePath } from '../../lib/chunk-file.js';
-import { bytes } from '../helpers/bytes.js';
-import { startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
+import { bytes, sha256 } from '../helpers/bytes.js';
+import { chunksOfKey, startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
 
 // Above the 256 KiB whole-read threshold, so whole chunks are hashed on the worker thread.
 const chunk = 512 * 1024;
 const Bucket = 'local';
-
-function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
 
 describe('local reads', function () {
   this.timeout(90_000);
@@ -29,19 +20,7 @@ describe('local reads', function () {
     return Buffer.from(await res.Body!.transformToByteArray());
   }
 
-  async function chunksOf(
-    c: TestCluster,
-    key: string,
-  ): Promise<{ id: string; sha256: string; nodeIds: string[] }[]> {
-    const obj = await c.db('objects').where({ bucket: Bucket, key }).first('id');
-    const rows = await c.db('chunks').where({ object_id: obj.id }).orderBy('seq').select('id', 'sha256');
-    const out = [];
-    for (const ch of rows) {
-      const nodeIds = await c.db('chunk_replicas').where({ chunk_id: ch.id, state: 'ok' }).pluck('node_id');
-      out.push({ id: ch.id as string, sha256: ch.sha256 as string, nodeIds: nodeIds as string[] });
-    }
-    return out;
-  }
+  const chunksOf = (c: TestCluster, key: string) => chunksOfKey(c, Bucket, key);
 
   /** Chunk reads the nodes themselves have served, summed over the cluster. */
   async function nodeReads(c: TestCluster): Promise<number> {
