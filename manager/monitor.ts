@@ -228,9 +228,12 @@ export class Monitor {
         port: state.row.port,
         capacityBytes: this.opts.capacityOf(state.row),
       });
+      // A container removed between the look above and the start is recreated by the start too:
+      // the handle (container id) tells which happened.
+      const recreated = !rt || rt.handle !== handle;
       await this.onRestart(
         state.row.id,
-        rt ? `restarted after ${detail}` : `recreated on its volume (${detail})`,
+        recreated ? `recreated on its volume (${detail})` : `restarted after ${detail}`,
         handle,
       );
     } catch (err) {
