@@ -57,6 +57,7 @@ export interface NodeHealth {
   uptimeSec: number;
   counters: {
     reads: number;
+    localReads?: number;
     writes: number;
     deletes: number;
     bytesIn: number;
@@ -160,6 +161,19 @@ export class NodeClient implements ChunkStore {
     const reply = await readJson<ChunkPage>(res);
     if (res.statusCode !== 200) throw errorFor(res, reply);
     return reply;
+  }
+
+  /** Tells the node about chunk reads a gateway made from its files directly (local reads). */
+  async reportLocalReads(reads: number, bytes: number): Promise<void> {
+    const body = Buffer.from(JSON.stringify({ reads, bytes }));
+    const { res } = await this.call({
+      method: 'POST',
+      path: '/local-reads',
+      headers: { 'content-length': body.length, 'content-type': 'application/json' },
+      body,
+    });
+    const reply = await readJson(res);
+    if (res.statusCode !== 204) throw errorFor(res, reply);
   }
 
   async health(timeoutMs = this.timeoutMs): Promise<NodeHealth> {

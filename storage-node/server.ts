@@ -3,7 +3,8 @@
 //   PUT|POST /chunk/:id   store (Content-Length required, optional x-s3dfs-sha256)
 //   GET|HEAD /chunk/:id   read (single Range supported), DELETE /chunk/:id
 //   GET /chunks?after&limit   inventory in id order
-//   GET /health           status, capacity, counters, latency (no secret needed)
+//   POST /local-reads     {reads, bytes}: reads a gateway on this host made from the files directly
+//   GET /health           status, capacity, counters, latency, volume (no secret needed)
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -43,6 +44,9 @@ const smallBodyBytes = 256 * 1024;
 // Recent samples kept per latency series: enough for a stable p99, a few KB of memory.
 const latencySamplesMax = 1024;
 
+/** A local-reads report is two numbers; anything bigger is not one. */
+const localReadsBodyMax = 1024;
+
 export interface NodeServerOptions {
   store: FsChunkStore;
   identity: NodeIdentity;
@@ -53,7 +57,10 @@ export interface NodeServerOptions {
 }
 
 export interface NodeCounters {
+  /** Chunk reads of this volume: served here, plus those reported by local readers. */
   reads: number;
+  /** The part of `reads` a gateway on this host made from the files directly (local reads). */
+  localReads: number;
   writes: number;
   deletes: number;
   bytesIn: number;
@@ -93,6 +100,7 @@ export function createNodeServer(opts: NodeServerOptions): http.Server {
 class NodeHandler {
   private readonly counters: NodeCounters = {
     reads: 0,
+    localReads: 0,
     writes: 0,
     deletes: 0,
     bytesIn: 0,
@@ -147,6 +155,10 @@ class NodeHandler {
     if (pathname === '/chunks') {
       if (method !== 'GET') return methodNotAllowed(res, 'GET');
       return this.list(res, query);
+    }
+    if (pathname === '/local-reads') {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST');
+      return this.localReads(req, res);
     }
     if (pathname.startsWith('/chunk/')) {
       const id = pathname.slice('/chunk/'.length);
@@ -295,6 +307,33 @@ class NodeHandler {
     sendJson(res, 200, await this.opts.store.list(after, limit));
   }
 
+  /**
+   * A gateway on this host that read chunk files of this volume directly (local reads) reports how
+   * many and how many bytes, so the node's read counters, and the KPIs built on them, still count
+   * every read of its volume. `localReads` is the part of `reads` that did not pass through here.
+   */
+  private async localReads(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const size = Number(req.headers['content-length']);
+    if (!Number.isSafeInteger(size) || size < 0 || size > localReadsBodyMax) {
+      throw new BadRequest(`a local-reads report needs a Content-Length of at most ${localReadsBodyMax}`);
+    }
+    let report: { reads?: unknown; bytes?: unknown };
+    try {
+      report = JSON.parse((await readExactly(req, size)).toString('utf8'));
+    } catch (err) {
+      throw err instanceof SyntaxError ? new BadRequest('a local-reads report must be JSON') : err;
+    }
+    const { reads, bytes } = report ?? {};
+    if (!isCount(reads) || !isCount(bytes)) {
+      throw new BadRequest('a local-reads report is {"reads": n, "bytes": n} with non-negative integers');
+    }
+    this.counters.reads += reads;
+    this.counters.localReads += reads;
+    this.counters.bytesOut += bytes;
+    res.statusCode = 204;
+    res.end();
+  }
+
   private async health(res: ServerResponse): Promise<void> {
     const s = this.opts.store.stats();
     sendJson(res, 200, {
@@ -413,4 +452,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }

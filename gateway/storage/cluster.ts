@@ -53,6 +53,7 @@ export class ClusterView {
 
   stop(): void {
     clearInterval(this.timer);
+    this.localVolumes.stop();
     this.agent.destroy();
   }
 

@@ -22,6 +22,8 @@ interface Known {
   recheckAt: number;
 }
 
+/** Local reads are reported to their node this often, so its read KPIs still count them. */
+const reportEveryMs = 1000;
 /** A node that did not answer (starting, restarting) is asked again this soon. */
 const unreachableRecheckMs = 1000;
 /** After a local read failed for a reason not about the chunk, reads go over HTTP this long. */
@@ -30,11 +32,41 @@ const failedRecheckMs = 30_000;
 export class LocalVolumes {
   private readonly known = new Map<string, Known>();
   private readonly probing = new Set<string>();
+  /** Local reads per node not yet reported to it. */
+  private readonly unreported = new Map<string, { client: NodeClient; reads: number; bytes: number }>();
+  private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly enabled: boolean,
     private readonly log?: Logger,
-  ) {}
+  ) {
+    if (!enabled) return;
+    this.timer = setInterval(() => this.report(), reportEveryMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.report();
+  }
+
+  /** One local read of a chunk file of `replica`'s volume, `bytes` long, to be reported to the node. */
+  record(replica: { node: { id: string }; client: NodeClient }, bytes: number): void {
+    const u = this.unreported.get(replica.node.id) ?? { client: replica.client, reads: 0, bytes: 0 };
+    u.reads += 1;
+    u.bytes += bytes;
+    this.unreported.set(replica.node.id, u);
+  }
+
+  /** Best effort: a report that fails is dropped (these are KPIs, not data). */
+  private report(): void {
+    for (const [nodeId, u] of this.unreported) {
+      this.unreported.delete(nodeId);
+      u.client.reportLocalReads(u.reads, u.bytes).catch((err) => {
+        this.log?.debug({ node: nodeId, err: String(err) }, 'could not report local reads');
+      });
+    }
+  }
 
   /**
    * The node's chunks dir if its volume is local. The first call for a node (or a node at a new

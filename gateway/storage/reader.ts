@@ -31,6 +31,8 @@ interface Opened {
   stream: Readable;
   replica: Replica;
   rest: Replica[];
+  /** Read from the replica's file on this host rather than through its node. */
+  local?: boolean;
 }
 
 export function readChunks(chunks: StoredChunk[], cluster: ClusterView, opts: ReadOptions): Readable {
@@ -60,6 +62,7 @@ async function* streamPieces(
       let current: Opened | undefined = await opened;
       while (current) {
         const reading: Opened = current;
+        const sentBefore = sent;
         try {
           for await (const buf of reading.stream) {
             sent += buf.length;
@@ -81,6 +84,8 @@ async function* streamPieces(
           // Nodes verify a whole chunk before sending it, so bytes already sent are good:
           // continue from the first byte not yet sent, on the next replica.
           current = await open({ ...piece, from: piece.from + sent }, reading.rest, cluster, opts);
+        } finally {
+          if (reading.local) cluster.localVolumes.record(reading.replica, sent - sentBefore);
         }
       }
       const expected = piece.to - piece.from + 1;
@@ -115,7 +120,7 @@ async function open(
     if (replica.chunksDir) {
       const local = await openLocal(piece, replica, range, cluster, opts);
       if (local === 'corrupt') continue;
-      if (local) return { stream: local, replica, rest: replicas.slice(i + 1) };
+      if (local) return { stream: local, replica, rest: replicas.slice(i + 1), local: true };
     }
     try {
       const res = await replica.client.get(piece.chunk.id, range);

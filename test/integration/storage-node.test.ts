@@ -160,6 +160,7 @@ describe('storage-node process', () => {
     expect(health.version).to.match(/^\d+\.\d+\.\d+/);
     expect(health.counters).to.have.keys(
       'reads',
+      'localReads',
       'writes',
       'deletes',
       'bytesIn',
@@ -181,6 +182,35 @@ describe('storage-node process', () => {
     expect(after).to.include({ usedBytes: 5, chunkCount: 1 });
     expect(after.counters).to.include({ writes: 1, reads: 1, bytesIn: 5, bytesOut: 5 });
     expect(after.latency.writeP99Ms).to.be.above(0);
+
+    // Reads a gateway on this host made from the files directly are reported and counted too.
+    await client.reportLocalReads(3, 3000);
+    expect((await client.health()).counters).to.include({ reads: 4, localReads: 3, bytesOut: 3005 });
+  });
+
+  it('takes local-read reports only with the secret and only as two non-negative integers', async () => {
+    const node = await start({ dataDir: dir(), secret });
+    await expectReject(new NodeClient({ baseUrl: node.url }).reportLocalReads(1, 1), Unauthorized);
+    const auth = { 'x-s3dfs-secret': secret };
+    for (const bad of [
+      '{"reads":-1,"bytes":0}',
+      '{"reads":1.5,"bytes":0}',
+      '{"reads":1}',
+      '[1,2]',
+      'null',
+      'nope',
+    ]) {
+      const body = Buffer.from(bad);
+      const r = await raw(node, 'POST', '/local-reads', { ...auth, 'content-length': body.length }, body);
+      expect(r.status, bad).to.equal(400);
+    }
+    const big = Buffer.alloc(2048, 32);
+    expect(
+      (await raw(node, 'POST', '/local-reads', { ...auth, 'content-length': big.length }, big)).status,
+    ).to.equal(400);
+    expect((await raw(node, 'GET', '/local-reads', auth)).status).to.equal(405);
+    const health = await new NodeClient({ baseUrl: node.url }).health();
+    expect(health.counters).to.include({ reads: 0, localReads: 0, bytesOut: 0 });
   });
 
   it('answers malformed requests with a clear 4xx and keeps nothing on disk', async () => {
