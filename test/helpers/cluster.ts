@@ -6,7 +6,7 @@ import { type Knex, openDb } from '../../lib/db.js';
 import { createLogger } from '../../lib/logger.js';
 import { loadManagerConfig } from '../../manager/config.js';
 import { startManager } from '../../manager/manager.js';
-import { tempDir } from './db.js';
+import { type Engine, tempDir } from './db.js';
 
 // A whole s3dfs in the test process: manager (real storage-node processes), gateway, metadata
 // on PGlite or on the test Postgres. Everything on port 0 / a private port range and a temp dir.
@@ -29,10 +29,14 @@ export interface TestClusterOptions {
   /** First port of a private 100-port pool for this cluster's storage nodes. */
   portBase: number;
   databaseUrl?: string;
+  /** Metadata engine: on Postgres the cluster gets a database of its own, dropped by stop(). */
+  engine?: Engine;
   env?: Record<string, string>;
 }
 
 export async function startTestCluster(opts: TestClusterOptions): Promise<TestCluster> {
+  const ownDb = opts.engine?.name === 'postgres' ? await opts.engine.open() : undefined;
+  if (ownDb) opts = { ...opts, databaseUrl: ownDb.databaseUrl };
   const dataDir = tempDir('s3dfs-cluster-');
   const env: Record<string, string> = {
     S3DFS_DATA_DIR: dataDir,
@@ -86,6 +90,7 @@ export async function startTestCluster(opts: TestClusterOptions): Promise<TestCl
       await gateway.stop();
       await manager.stop();
       await db.destroy();
+      await ownDb?.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -101,24 +101,13 @@ for (const engine of engines()) {
   describe(`gateway objects on ${engine.name}`, function () {
     this.timeout(60_000);
     let c: TestCluster;
-    let closeDb: (() => Promise<void>) | undefined;
     const base = portBase;
     portBase += 100;
 
     before(async () => {
-      let databaseUrl: string | undefined;
-      if (engine.name === 'postgres') {
-        const t = await engine.open();
-        databaseUrl = t.databaseUrl;
-        // The cluster opens its own pool on this database; ours only has to drop it at the end.
-        closeDb = () => t.close();
-      }
-      c = await startTestCluster({ portBase: base, chunkSize: chunk, databaseUrl, env: steadyEnv });
+      c = await startTestCluster({ portBase: base, chunkSize: chunk, engine, env: steadyEnv });
     });
-    after(async () => {
-      await c?.stop();
-      await closeDb?.();
-    });
+    after(async () => c?.stop());
 
     describe('buckets', () => {
       let s3: S3Client;

@@ -35,7 +35,6 @@ engines().forEach((engine, i) => {
   describe(`inline small objects on ${engine.name}`, function () {
     this.timeout(60_000);
     let cluster: TestCluster;
-    let closeDb: (() => Promise<void>) | undefined;
     let s3: S3Client;
     const Bucket = 'inline';
 
@@ -50,25 +49,16 @@ engines().forEach((engine, i) => {
     };
 
     before(async () => {
-      let databaseUrl: string | undefined;
-      if (engine.name === 'postgres') {
-        const t = await engine.open();
-        databaseUrl = t.databaseUrl;
-        closeDb = () => t.close();
-      }
       cluster = await startTestCluster({
         portBase: 20600 + i * 100,
-        databaseUrl,
+        engine,
         chunkSize: chunk,
         env: { ...steadyEnv, S3DFS_INLINE_MAX: String(inlineMax), S3DFS_MULTIPART_MIN_PART: '0' },
       });
       s3 = cluster.client();
       await s3.send(new CreateBucketCommand({ Bucket }));
     });
-    after(async () => {
-      await cluster?.stop();
-      await closeDb?.();
-    });
+    after(async () => cluster?.stop());
 
     it('keeps an object up to the limit in its row and reads it back whole and in ranges', async () => {
       const data = bytes(inlineMax, 1);

@@ -136,18 +136,18 @@ function entries(keys = trickyKeys): ListEntry[] {
 const xmlCharPrefixes = ['dir/', 'sp ace/', 'a&<>"\'/', 'é/'];
 const prefixes = [...xmlCharPrefixes, '\u0001/'];
 
+/** What every listing case shares; each case sets its own options on top. */
+function common() {
+  return { bucket: 'my-bucket', maxKeys: 1000, contents: entries(), commonPrefixes: prefixes };
+}
+
 function v1Cases(): ListObjectsV1Result[] {
-  const common = {
-    bucket: 'my-bucket',
-    maxKeys: 1000,
-    contents: entries(),
-    commonPrefixes: prefixes,
-  };
+  const base = common();
   return [
-    { ...common, prefix: '', marker: '', isTruncated: false },
-    { ...common, prefix: 'a b+&/', marker: 'm+1 &<', delimiter: '/', nextMarker: 'n% é', isTruncated: true },
+    { ...base, prefix: '', marker: '', isTruncated: false },
+    { ...base, prefix: 'a b+&/', marker: 'm+1 &<', delimiter: '/', nextMarker: 'n% é', isTruncated: true },
     {
-      ...common,
+      ...base,
       prefix: 'a b+/',
       marker: 'm+1',
       delimiter: '+',
@@ -155,21 +155,16 @@ function v1Cases(): ListObjectsV1Result[] {
       encodingType: 'url',
       owner,
     },
-    { ...common, prefix: '', marker: '', isTruncated: false, owner, contents: [], commonPrefixes: [] },
+    { ...base, prefix: '', marker: '', isTruncated: false, owner, contents: [], commonPrefixes: [] },
   ];
 }
 
 function v2Cases(): ListObjectsV2Result[] {
-  const common = {
-    bucket: 'my-bucket',
-    maxKeys: 1000,
-    contents: entries(),
-    commonPrefixes: prefixes,
-  };
+  const base = common();
   return [
-    { ...common, prefix: '', isTruncated: false },
+    { ...base, prefix: '', isTruncated: false },
     {
-      ...common,
+      ...base,
       prefix: 'sp ace/',
       delimiter: '/',
       isTruncated: true,
@@ -178,7 +173,7 @@ function v2Cases(): ListObjectsV2Result[] {
       startAfter: 'sa<&>"\'',
     },
     {
-      ...common,
+      ...base,
       prefix: '%/',
       delimiter: '/',
       isTruncated: true,
@@ -186,7 +181,7 @@ function v2Cases(): ListObjectsV2Result[] {
       startAfter: 'a b',
       owner,
     },
-    { ...common, prefix: '', isTruncated: false, contents: [], commonPrefixes: [] },
+    { ...base, prefix: '', isTruncated: false, contents: [], commonPrefixes: [] },
   ];
 }
 
