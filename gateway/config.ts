@@ -25,6 +25,8 @@ export interface GatewayConfig {
   inlineMaxBytes: number;
   /** 'auto': chunk files of storage nodes whose volume is on this host are read directly. */
   localReads: 'auto' | 'off';
+  /** 'auto': new chunks for storage nodes whose volume is on this host are written directly. */
+  localWrites: 'auto' | 'off';
 }
 
 /** 5 MiB is S3's smallest multipart part; smaller chunks only make sense in tests. */
@@ -56,6 +58,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     multipartPartMinBytes: r.bytes('S3DFS_MULTIPART_MIN_PART', 5 * 1024 ** 2, 0, 5 * 1024 ** 3),
     inlineMaxBytes: r.bytes('S3DFS_INLINE_MAX', 16 * 1024, 0, inlineMaxBytesMax),
     localReads: r.oneOf('S3DFS_LOCAL_READS', 'auto', ['auto', 'off'] as const),
+    localWrites: r.oneOf('S3DFS_LOCAL_WRITES', 'auto', ['auto', 'off'] as const),
   };
   r.check(
     config.writeQuorum <= replication,

@@ -43,7 +43,7 @@ export async function startGateway(deps: GatewayDeps): Promise<RunningGateway> {
     clusterSecret,
     config.ringRefreshMs,
     config.nodeTimeoutMs,
-    { localReads: config.localReads === 'auto', log },
+    { localReads: config.localReads === 'auto', localWrites: config.localWrites === 'auto', log },
   );
   await cluster.start();
   const app = createApp({

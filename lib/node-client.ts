@@ -58,6 +58,7 @@ export interface NodeHealth {
   counters: {
     reads: number;
     localReads?: number;
+    localWrites?: number;
     writes: number;
     deletes: number;
     bytesIn: number;
@@ -163,17 +164,48 @@ export class NodeClient implements ChunkStore {
     return reply;
   }
 
+  /** Starts a local write of chunk `id` (see FsChunkStore.beginLocalWrite): the temp file's name. */
+  async beginLocalWrite(id: string, size: number): Promise<string> {
+    const { reply } = await this.control<{ name?: unknown }>('/local-writes', { id, size }, [201]);
+    if (typeof reply.name !== 'string') throw new Unavailable(`${this.baseUrl} named no temp file`);
+    return reply.name;
+  }
+
+  /** Puts a local write's filled temp file in place as its chunk, with the writer's sha256. */
+  async commitLocalWrite(name: string, sha256: string): Promise<PutResult> {
+    const { reply, status } = await this.control<{ id: string; size: number; sha256: string }>(
+      '/local-writes/commit',
+      { name, sha256 },
+      [200, 201],
+    );
+    return { id: reply.id, size: reply.size, sha256: reply.sha256, created: status === 201 };
+  }
+
+  async abortLocalWrite(name: string): Promise<void> {
+    await this.control('/local-writes/abort', { name }, [204]);
+  }
+
   /** Tells the node about chunk reads a gateway made from its files directly (local reads). */
   async reportLocalReads(reads: number, bytes: number): Promise<void> {
-    const body = Buffer.from(JSON.stringify({ reads, bytes }));
+    await this.control('/local-reads', { reads, bytes }, [204]);
+  }
+
+  /** A POST of a small JSON object to one of the node's control routes. */
+  private async control<T extends object>(
+    path: string,
+    payload: object,
+    ok: number[],
+  ): Promise<{ reply: T; status: number }> {
+    const body = Buffer.from(JSON.stringify(payload));
     const { res } = await this.call({
       method: 'POST',
-      path: '/local-reads',
+      path,
       headers: { 'content-length': body.length, 'content-type': 'application/json' },
       body,
     });
-    const reply = await readJson(res);
-    if (res.statusCode !== 204) throw errorFor(res, reply);
+    const reply = await readJson<T>(res);
+    if (!ok.includes(res.statusCode ?? 0)) throw errorFor(res, reply);
+    return { reply, status: res.statusCode! };
   }
 
   async health(timeoutMs = this.timeoutMs): Promise<NodeHealth> {

@@ -4,6 +4,8 @@
 //   GET|HEAD /chunk/:id   read (single Range supported), DELETE /chunk/:id
 //   GET /chunks?after&limit   inventory in id order
 //   POST /local-reads     {reads, bytes}: reads a gateway on this host made from the files directly
+//   POST /local-writes    {id, size} → {name}: a temp file a gateway on this host fills itself,
+//   POST /local-writes/commit {name, sha256}, POST /local-writes/abort {name}   (see store.ts)
 //   GET /health           status, capacity, counters, latency, volume (no secret needed)
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
@@ -44,8 +46,8 @@ const smallBodyBytes = 256 * 1024;
 // Recent samples kept per latency series: enough for a stable p99, a few KB of memory.
 const latencySamplesMax = 1024;
 
-/** A local-reads report is two numbers; anything bigger is not one. */
-const localReadsBodyMax = 1024;
+/** Local-read reports and local-write calls are a few small fields; anything bigger is not one. */
+const controlBodyMax = 1024;
 
 export interface NodeServerOptions {
   store: FsChunkStore;
@@ -62,6 +64,8 @@ export interface NodeCounters {
   /** The part of `reads` a gateway on this host made from the files directly (local reads). */
   localReads: number;
   writes: number;
+  /** The part of `writes` a gateway on this host wrote into the volume itself (local writes). */
+  localWrites: number;
   deletes: number;
   bytesIn: number;
   bytesOut: number;
@@ -102,6 +106,7 @@ class NodeHandler {
     reads: 0,
     localReads: 0,
     writes: 0,
+    localWrites: 0,
     deletes: 0,
     bytesIn: 0,
     bytesOut: 0,
@@ -159,6 +164,10 @@ class NodeHandler {
     if (pathname === '/local-reads') {
       if (method !== 'POST') return methodNotAllowed(res, 'POST');
       return this.localReads(req, res);
+    }
+    if (pathname.startsWith('/local-writes')) {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST');
+      return this.localWrite(req, res, pathname.slice('/local-writes'.length));
     }
     if (pathname.startsWith('/chunk/')) {
       const id = pathname.slice('/chunk/'.length);
@@ -313,17 +322,7 @@ class NodeHandler {
    * every read of its volume. `localReads` is the part of `reads` that did not pass through here.
    */
   private async localReads(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const size = Number(req.headers['content-length']);
-    if (!Number.isSafeInteger(size) || size < 0 || size > localReadsBodyMax) {
-      throw new BadRequest(`a local-reads report needs a Content-Length of at most ${localReadsBodyMax}`);
-    }
-    let report: { reads?: unknown; bytes?: unknown };
-    try {
-      report = JSON.parse((await readExactly(req, size)).toString('utf8'));
-    } catch (err) {
-      throw err instanceof SyntaxError ? new BadRequest('a local-reads report must be JSON') : err;
-    }
-    const { reads, bytes } = report ?? {};
+    const { reads, bytes } = await readControlBody(req, 'a local-reads report');
     if (!isCount(reads) || !isCount(bytes)) {
       throw new BadRequest('a local-reads report is {"reads": n, "bytes": n} with non-negative integers');
     }
@@ -332,6 +331,38 @@ class NodeHandler {
     this.counters.bytesOut += bytes;
     res.statusCode = 204;
     res.end();
+  }
+
+  /** The three steps of a local write (store.beginLocalWrite); the node counts it when committed. */
+  private async localWrite(req: IncomingMessage, res: ServerResponse, step: string): Promise<void> {
+    if (!['', '/commit', '/abort'].includes(step)) throw new NotFound(`no route for /local-writes${step}`);
+    const body = await readControlBody(req, 'a local-write call');
+    const { store } = this.opts;
+    if (step === '') {
+      if (typeof body.id !== 'string' || !isCount(body.size)) {
+        throw new BadRequest('a local write begins with {"id": chunk id, "size": n}');
+      }
+      return sendJson(res, 201, { name: await store.beginLocalWrite(body.id, body.size) });
+    }
+    if (typeof body.name !== 'string') throw new BadRequest('a local-write call names its temp file');
+    if (step === '/commit') {
+      if (typeof body.sha256 !== 'string') throw new BadRequest('a local-write commit needs its sha256');
+      const result = await store.commitLocalWrite(body.name, body.sha256);
+      this.counters.writes += 1;
+      this.counters.localWrites += 1;
+      this.counters.bytesIn += result.size;
+      this.writeLatency.add(result.elapsedMs);
+      return sendJson(res, result.created ? 201 : 200, {
+        id: result.id,
+        size: result.size,
+        sha256: result.sha256,
+      });
+    }
+    if (step === '/abort') {
+      await store.abortLocalWrite(body.name);
+      res.statusCode = 204;
+      res.end();
+    }
   }
 
   private async health(res: ServerResponse): Promise<void> {
@@ -452,6 +483,24 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
+}
+
+/** A small JSON object body (the local-read and local-write calls), bounded. */
+async function readControlBody(req: IncomingMessage, what: string): Promise<Record<string, unknown>> {
+  const size = Number(req.headers['content-length']);
+  if (!Number.isSafeInteger(size) || size < 0 || size > controlBodyMax) {
+    throw new BadRequest(`${what} needs a Content-Length of at most ${controlBodyMax}`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse((await readExactly(req, size)).toString('utf8'));
+  } catch (err) {
+    throw err instanceof SyntaxError ? new BadRequest(`${what} must be JSON`) : err;
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new BadRequest(`${what} must be a JSON object`);
+  }
+  return body as Record<string, unknown>;
 }
 
 function isCount(v: unknown): v is number {

@@ -3,30 +3,25 @@
 // Layout under the data dir:
 //   chunks/ab/cd/<id>.<sha256>  one file per chunk, fanned out by the id's first two bytes so no
 //                               directory grows past a few hundred entries at millions of chunks
-//   tmp/                        bodies being written; anything here at start is a crash leftover
+//   tmp/                        bodies being written (here, or by a gateway on this host: local
+//                               writes); anything here at start is a crash leftover
 //   quarantine/                 chunks whose bytes no longer match their hash, kept for a human
 //   node.json                   the node's identity, written once
 // The sha256 lives in the file name, so a chunk appears in one atomic rename with both its bytes
 // and its hash durable: there is no window where one exists without the other, and reads and the
 // inventory never rehash.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import {
-  type FileHandle,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  statfs,
-  unlink,
-} from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { type Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { chunkFilePattern, chunkLeafDir, readChunkFile } from '../lib/chunk-file.js';
+import type { Readable } from 'node:stream';
+import {
+  chunkFilePattern,
+  chunkLeafDir,
+  readChunkFile,
+  volumeDirs,
+  writeChunkFile,
+} from '../lib/chunk-file.js';
 import {
   type ByteRange,
   type ChunkInfo,
@@ -45,15 +40,11 @@ import { isChunkId, randomId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import { nodeIdPattern } from './config.js';
 
-// A streamed write buffers at most about this much while its previous batch is on its way to disk.
-const writeBatchBytes = 4 * 1024 ** 2;
-// A streamed write starts the kernel writing its data back every this many bytes (ChunkFileSink).
-const earlySyncBytes = 8 * 1024 ** 2;
-// Early syncs in flight in this process: each holds one of libuv's 4 threadpool threads until the
-// disk is done, so they are capped below that and writes and final fsyncs always find a thread.
-const earlySyncsMax = 2;
-let earlySyncs = 0;
 const fanoutPattern = /^[0-9a-f]{2}$/;
+// A local write whose temp file saw no byte for this long was abandoned (its gateway died or its
+// client stalled): it is removed and its reservation freed, as a silent HTTP upload's would be.
+const localWriteIdleMs = 2 * 60_000;
+const localWriteSweepMs = 30_000;
 
 export interface FsChunkStoreOptions {
   dataDir: string;
@@ -86,6 +77,9 @@ export class FsChunkStore implements ChunkStore {
   /** Bytes promised to writes in flight, so concurrent PUTs cannot overshoot capacity together. */
   private reservedBytes = 0;
   private corruptions = 0;
+  /** Local writes in flight (a gateway on this host filling a temp file), by temp file name. */
+  private readonly localWrites = new Map<string, { id: string; size: number; startedMs: number }>();
+  private localWriteSweep: NodeJS.Timeout | undefined;
   /** Per-id queues: the check-then-rename of a put, a delete and a quarantine never interleave. */
   private readonly locks = new Map<string, Promise<void>>();
 
@@ -95,9 +89,10 @@ export class FsChunkStore implements ChunkStore {
     readonly capacityBytes: number,
     private readonly logger?: Logger,
   ) {
-    this.chunksDir = path.join(dataDir, 'chunks');
-    this.tmpDir = path.join(dataDir, 'tmp');
-    this.quarantineDir = path.join(dataDir, 'quarantine');
+    const dirs = volumeDirs(dataDir);
+    this.chunksDir = dirs.chunks;
+    this.tmpDir = dirs.tmp;
+    this.quarantineDir = dirs.quarantine;
   }
 
   /** Creates the layout, removes crash leftovers from tmp/, and counts what is stored. */
@@ -141,9 +136,7 @@ export class FsChunkStore implements ChunkStore {
     this.reservedBytes += size;
     const tmp = path.join(this.tmpDir, `${id}.${randomId(6)}.tmp`);
     try {
-      const actual = source
-        ? await this.writeTemp(tmp, source, size)
-        : await this.writeTempBuffer(tmp, body as Buffer, size);
+      const actual = (await writeChunkFile(tmp, body, size, { create: true, hash: true }))!;
       if (sha256 !== undefined && actual !== sha256) {
         throw new BadRequest(`body sha256 ${actual} does not match the expected ${sha256}`);
       }
@@ -153,6 +146,85 @@ export class FsChunkStore implements ChunkStore {
       throw mapDiskError(err);
     } finally {
       this.reservedBytes -= size;
+    }
+  }
+
+  /**
+   * Starts a local write: a gateway on this host that proved it sees this volume writes the body
+   * into the returned temp file (in tmp/) itself and then commits it here. The node keeps what it
+   * owns: the id and size checks, the capacity reservation, the final fsync, the rename into place
+   * and the accounting. The bytes skip a socket and this process; the writer hashes them once.
+   */
+  async beginLocalWrite(id: string, size: number): Promise<string> {
+    this.checkPut(id, size);
+    const name = `${id}.${randomId(6)}.tmp`;
+    const fh = await open(path.join(this.tmpDir, name), 'wx').catch((err) => {
+      throw mapDiskError(err);
+    });
+    await fh.close();
+    this.reservedBytes += size;
+    this.localWrites.set(name, { id, size, startedMs: performance.now() });
+    this.localWriteSweep ??= setInterval(
+      () => void this.expireLocalWrites(localWriteIdleMs),
+      localWriteSweepMs,
+    );
+    this.localWriteSweep.unref();
+    return name;
+  }
+
+  /**
+   * Puts a local write's temp file in place as chunk `id` with the writer's sha256 (reads and
+   * scrubs verify it like any other). It must hold exactly the declared size. `elapsedMs` is the
+   * write's time since it began, for the node's write latency.
+   */
+  async commitLocalWrite(name: string, sha256: string): Promise<PutResult & { elapsedMs: number }> {
+    if (!sha256Pattern.test(sha256)) throw new BadRequest('sha256 must be 64 lowercase hex characters');
+    const w = this.localWrites.get(name);
+    if (!w) throw new NotFound(`no local write ${name} in progress (expired, or the node restarted)`);
+    this.localWrites.delete(name);
+    const tmp = path.join(this.tmpDir, name);
+    try {
+      // The writer fsync'd it; the node makes sure before the chunk counts (nearly free if so).
+      const fh = await open(tmp, fsConstants.O_RDONLY);
+      try {
+        const { size } = await fh.stat();
+        if (size !== w.size) throw new BadRequest(`local write of ${size} bytes declared as ${w.size}`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const result = await this.withIdLock(w.id, () => this.commit(w.id, tmp, w.size, sha256));
+      return { ...result, elapsedMs: performance.now() - w.startedMs };
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => {});
+      throw mapDiskError(err);
+    } finally {
+      this.reservedBytes -= w.size;
+    }
+  }
+
+  /** Gives up a local write: its temp file goes and its reservation is freed. Unknown names are a no-op. */
+  async abortLocalWrite(name: string): Promise<void> {
+    const w = this.localWrites.get(name);
+    if (!w) return;
+    this.localWrites.delete(name);
+    this.reservedBytes -= w.size;
+    await rm(path.join(this.tmpDir, name), { force: true });
+  }
+
+  /** Aborts local writes whose temp file has not changed for `idleMs` (or has vanished). */
+  async expireLocalWrites(idleMs: number): Promise<void> {
+    const cutoff = Date.now() - idleMs;
+    for (const name of [...this.localWrites.keys()]) {
+      const st = await stat(path.join(this.tmpDir, name)).catch(() => undefined);
+      if (!st || st.mtimeMs < cutoff) {
+        this.logger?.warn({ tmp: name }, 'local write abandoned: removed');
+        await this.abortLocalWrite(name).catch(() => {});
+      }
+    }
+    if (this.localWrites.size === 0) {
+      clearInterval(this.localWriteSweep);
+      this.localWriteSweep = undefined;
     }
   }
 
@@ -241,36 +313,6 @@ export class FsChunkStore implements ChunkStore {
   }
 
   // ---- internals ----
-
-  /** Streams the body into `tmp`, hashing and counting as it goes; fsyncs; returns the sha256. */
-  private async writeTemp(tmp: string, source: Readable, size: number): Promise<string> {
-    const fh = await open(tmp, 'wx');
-    try {
-      const sink = new ChunkFileSink(fh, size);
-      await pipeline(source, sink);
-      if (sink.bytes !== size) {
-        throw new BadRequest(`body ended after ${sink.bytes} of ${size} bytes`);
-      }
-      await fh.sync();
-      return sink.digest();
-    } finally {
-      await fh.close().catch(() => {});
-    }
-  }
-
-  /** writeTemp for a body already in memory (a small chunk): no stream machinery. */
-  private async writeTempBuffer(tmp: string, body: Buffer, size: number): Promise<string> {
-    if (body.length !== size) throw new BadRequest(`body of ${body.length} bytes declared as ${size}`);
-    const sha256 = createHash('sha256').update(body).digest('hex');
-    const fh = await open(tmp, 'wx');
-    try {
-      await writeFully(fh, body);
-      await fh.sync();
-    } finally {
-      await fh.close().catch(() => {});
-    }
-    return sha256;
-  }
 
   /** Under the id lock: decide by the content already there, else rename into place durably. */
   private async commit(id: string, tmp: string, size: number, sha256: string): Promise<PutResult> {
@@ -365,79 +407,6 @@ export class FsChunkStore implements ChunkStore {
   }
 }
 
-/**
- * Writes a streamed body to its temp file, hashing and counting it; refuses more than the declared
- * size. Pieces arriving while a write is in flight wait in the stream's buffer (bounded by
- * highWaterMark, past which the source is paused) and go out together in one writev: one threadpool
- * round trip per batch rather than per 16-64 KiB socket piece.
- */
-class ChunkFileSink extends Writable {
-  bytes = 0;
-  private readonly hash = createHash('sha256');
-  private unsynced = 0;
-  private syncing?: Promise<void>;
-  private syncError?: Error;
-
-  constructor(
-    private readonly fh: FileHandle,
-    private readonly limit: number,
-  ) {
-    super({ highWaterMark: writeBatchBytes });
-  }
-
-  override _writev(pieces: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    this.writeBatch(pieces.map((p) => p.chunk)).then(() => cb(), cb);
-  }
-
-  private async writeBatch(bufs: Buffer[]): Promise<void> {
-    if (this.syncError) throw this.syncError;
-    let batch = 0;
-    for (const b of bufs) batch += b.length;
-    this.bytes += batch;
-    if (this.bytes > this.limit) throw new BadRequest(`body is longer than the declared ${this.limit} bytes`);
-    const written = writevFully(this.fh, bufs);
-    // Hash while the threadpool writes: neither changes the buffers.
-    for (const b of bufs) this.hash.update(b);
-    await written;
-    this.unsynced += batch;
-    this.startEarlySync();
-  }
-
-  /**
-   * The kernel would otherwise keep the whole chunk dirty until the final fsync and only then write
-   * it, a long stall per chunk; an fdatasync every few MiB in the background (one per write at a
-   * time, writes go on meanwhile) streams it to disk as it arrives, leaving the final fsync little
-   * to do.
-   */
-  private startEarlySync(): void {
-    if (this.syncing || this.unsynced < earlySyncBytes || earlySyncs >= earlySyncsMax) return;
-    this.unsynced = 0;
-    earlySyncs += 1;
-    this.syncing = this.fh.datasync().then(
-      () => {
-        earlySyncs -= 1;
-        this.syncing = undefined;
-      },
-      (err: Error) => {
-        earlySyncs -= 1;
-        // A failed sync may leave pages marked clean yet unwritten: a later fsync could then pass,
-        // so the write fails now.
-        this.syncError = err;
-        this.syncing = undefined;
-      },
-    );
-  }
-
-  /** Waits for the early sync in flight: its failure fails the write, and the handle outlives it. */
-  override _final(cb: (err?: Error | null) => void): void {
-    void (this.syncing ?? Promise.resolve()).then(() => cb(this.syncError));
-  }
-
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
-
 function checkId(id: string): void {
   if (!isChunkId(id)) throw new BadRequest('chunk id must be 32 lowercase hex characters');
 }
@@ -467,23 +436,6 @@ async function infoOf(leaf: string, name: string): Promise<ChunkInfo | undefined
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
-  }
-}
-
-async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
-  let off = 0;
-  while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
-}
-
-/** writev that carries on after a short write (a signal, more buffers than IOV_MAX). */
-async function writevFully(fh: FileHandle, bufs: Buffer[]): Promise<void> {
-  let rest = bufs;
-  while (rest.length > 0) {
-    let n = (await fh.writev(rest)).bytesWritten;
-    let done = 0;
-    while (done < rest.length && n >= rest[done].length) n -= rest[done++].length;
-    rest = rest.slice(done);
-    if (n > 0) rest[0] = rest[0].subarray(n);
   }
 }
 

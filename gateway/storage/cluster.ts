@@ -13,8 +13,11 @@ export type RingSource = () => Promise<RingSnapshot>;
 export interface Replica {
   node: RingNode;
   client: NodeClient;
-  /** Set on reads when the node's volume is on this host: its chunk files are read directly. */
-  chunksDir?: string;
+  /**
+   * The node's data dir, when its volume is proven to be on this host (local-volumes.ts): its chunk
+   * files are then read, and new chunks written, directly (as S3DFS_LOCAL_READS/_WRITES allow).
+   */
+  volume?: string;
 }
 
 /** Sockets per storage node: enough for several concurrent 64 MiB streams plus small objects. */
@@ -40,9 +43,9 @@ export class ClusterView {
     private readonly secret: string,
     private readonly refreshMs: number,
     private readonly nodeTimeoutMs: number,
-    opts: { localReads?: boolean; log?: Logger } = {},
+    private readonly opts: { localReads?: boolean; localWrites?: boolean; log?: Logger } = {},
   ) {
-    this.localVolumes = new LocalVolumes(opts.localReads ?? false, opts.log);
+    this.localVolumes = new LocalVolumes(Boolean(opts.localReads || opts.localWrites), opts.log);
   }
 
   async start(): Promise<void> {
@@ -66,7 +69,7 @@ export class ClusterView {
           this.snap = snap;
           // Check new nodes' volumes now, so even the first read of a chunk can be a local one.
           for (const node of snap.nodes)
-            this.localVolumes.chunksDir(node.id, addrOf(node), this.clientFor(node));
+            this.localVolumes.dataDir(node.id, addrOf(node), this.clientFor(node));
         }
       })
       .finally(() => {
@@ -83,7 +86,7 @@ export class ClusterView {
   /** The nodes a new chunk goes to, in ring order. */
   place(chunkId: string, count: number): Replica[] {
     if (!this.ring) throw new Error('cluster view not started');
-    return this.ring.place(chunkId, count).map((node) => ({ node, client: this.clientFor(node) }));
+    return this.ring.place(chunkId, count).map((node) => this.replica(node, this.opts.localWrites));
   }
 
   /** Replicas of a stored chunk, healthiest first, then in ring order. */
@@ -97,11 +100,16 @@ export class ClusterView {
       .map((id) => ring.node(id))
       .filter((n): n is RingNode => n !== undefined)
       .sort((a, b) => rank(a) - rank(b) || (preferred.get(a.id) ?? 1e9) - (preferred.get(b.id) ?? 1e9))
-      .map((node) => {
-        const client = this.clientFor(node);
-        const chunksDir = this.localVolumes.chunksDir(node.id, addrOf(node), client);
-        return { node, client, chunksDir };
-      });
+      .map((node) => this.replica(node, this.opts.localReads));
+  }
+
+  private replica(node: RingNode, local: boolean | undefined): Replica {
+    const client = this.clientFor(node);
+    return {
+      node,
+      client,
+      volume: local ? this.localVolumes.dataDir(node.id, addrOf(node), client) : undefined,
+    };
   }
 
   private clientFor(node: RingNode): NodeClient {

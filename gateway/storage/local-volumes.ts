@@ -3,12 +3,14 @@ import path from 'node:path';
 import type { Logger } from '../../lib/logger.js';
 import type { NodeClient } from '../../lib/node-client.js';
 
-// Local reads (HDFS's "short-circuit local reads"): when a storage node's volume is on this host,
-// as with the embedded default's node processes, the gateway reads chunk files itself rather than
-// through the node's HTTP server. A read then costs one pass through the disk cache and one
-// socket, not a second process and a second socket. Writes always go through the node, which owns
-// its volume (capacity, fsync, rename, quarantine). Reads stay verified: lib/chunk-file.ts, which
-// the node serves its own reads through, checks every whole chunk before its first byte goes out.
+// Local reads and writes (HDFS's "short-circuit local reads", taken to writes too): when a storage
+// node's volume is on this host, as with the embedded default's node processes, the gateway reads
+// chunk files itself rather than through the node's HTTP server, and writes a new chunk's bytes
+// into a temp file the node hands it. A chunk then costs one pass through the disk cache, not a
+// second process and two socket copies. The node still owns its volume: a local write is begun and
+// committed by the node (id and capacity checks, reservation, fsync, rename, accounting), and reads
+// stay verified: lib/chunk-file.ts, which the node serves its own reads through, checks every whole
+// chunk before its first byte goes out.
 //
 // A node's volume counts as local only once proven: the node names its data dir and identity stamp
 // in /health, and node.json at that path here must carry the same id and stamp. A node in a
@@ -16,8 +18,8 @@ import type { NodeClient } from '../../lib/node-client.js';
 
 interface Known {
   addr: string;
-  /** The node's chunks dir, when local; null when not. */
-  chunksDir: string | null;
+  /** The node's data dir, when local; null when not. */
+  dataDir: string | null;
   /** When an answer that may change (node unreachable, a local read failed) is checked again. */
   recheckAt: number;
 }
@@ -26,7 +28,7 @@ interface Known {
 const reportEveryMs = 1000;
 /** A node that did not answer (starting, restarting) is asked again this soon. */
 const unreachableRecheckMs = 1000;
-/** After a local read failed for a reason not about the chunk, reads go over HTTP this long. */
+/** After a local read or write failed for a reason not about the chunk, it goes over HTTP this long. */
 const failedRecheckMs = 30_000;
 
 export class LocalVolumes {
@@ -69,14 +71,14 @@ export class LocalVolumes {
   }
 
   /**
-   * The node's chunks dir if its volume is local. The first call for a node (or a node at a new
-   * address) starts the check in the background and answers undefined: reads go over HTTP until
+   * The node's data dir if its volume is local. The first call for a node (or a node at a new
+   * address) starts the check in the background and answers undefined: chunks go over HTTP until
    * the check has answered.
    */
-  chunksDir(nodeId: string, addr: string, client: NodeClient): string | undefined {
+  dataDir(nodeId: string, addr: string, client: NodeClient): string | undefined {
     if (!this.enabled) return undefined;
     const k = this.known.get(nodeId);
-    if (k && k.addr === addr && Date.now() < k.recheckAt) return k.chunksDir ?? undefined;
+    if (k && k.addr === addr && Date.now() < k.recheckAt) return k.dataDir ?? undefined;
     if (!this.probing.has(nodeId)) {
       this.probing.add(nodeId);
       void this.probe(nodeId, addr, client).finally(() => this.probing.delete(nodeId));
@@ -84,14 +86,14 @@ export class LocalVolumes {
     return undefined;
   }
 
-  /** A local read failed for a reason other than the chunk itself: read this node over HTTP again. */
+  /** Local access failed for a reason other than the chunk itself: use this node over HTTP again. */
   forget(nodeId: string): void {
     const k = this.known.get(nodeId);
-    if (k) Object.assign(k, { chunksDir: null, recheckAt: Date.now() + failedRecheckMs });
+    if (k) Object.assign(k, { dataDir: null, recheckAt: Date.now() + failedRecheckMs });
   }
 
   private async probe(nodeId: string, addr: string, client: NodeClient): Promise<void> {
-    let chunksDir: string | null = null;
+    let dataDir: string | null = null;
     // A proven answer (local or not) holds for as long as the node keeps its address.
     let recheckAt = Number.POSITIVE_INFINITY;
     try {
@@ -103,14 +105,13 @@ export class LocalVolumes {
       if (volume && health.nodeId === nodeId && path.isAbsolute(volume.dataDir)) {
         const here = JSON.parse(await readFile(path.join(volume.dataDir, 'node.json'), 'utf8'));
         if (here?.id === nodeId && here?.createdAt === volume.createdAt) {
-          chunksDir = path.join(volume.dataDir, 'chunks');
+          dataDir = volume.dataDir;
         }
       }
     } catch {
       // Not reachable, not visible from here, not readable: remote it is.
     }
-    this.known.set(nodeId, { addr, chunksDir, recheckAt });
-    if (chunksDir)
-      this.log?.info({ node: nodeId, chunksDir }, 'storage node volume is local: reading it directly');
+    this.known.set(nodeId, { addr, dataDir, recheckAt });
+    if (dataDir) this.log?.info({ node: nodeId, dataDir }, 'storage node volume is local: using it directly');
   }
 }

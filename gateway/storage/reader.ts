@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { chunkFilePath, readChunkFile } from '../../lib/chunk-file.js';
+import { chunkFilePath, readChunkFile, volumeDirs } from '../../lib/chunk-file.js';
 import type { ByteRange } from '../../lib/chunk-store.js';
 import { Corrupt, NotFound, Unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
@@ -117,7 +117,7 @@ async function open(
   const range = whole ? undefined : { start: piece.from, end: piece.to };
   for (let i = 0; i < replicas.length; i++) {
     const replica = replicas[i];
-    if (replica.chunksDir) {
+    if (replica.volume) {
       const local = await openLocal(piece, replica, range, cluster, opts);
       if (local === 'corrupt') continue;
       if (local) return { stream: local, replica, rest: replicas.slice(i + 1), local: true };
@@ -155,13 +155,8 @@ async function openLocal(
 ): Promise<Readable | 'corrupt' | undefined> {
   const { chunk } = piece;
   try {
-    const read = await readChunkFile(
-      chunkFilePath(replica.chunksDir!, chunk.id, chunk.sha256),
-      chunk.sha256,
-      {
-        range,
-      },
-    );
+    const file = chunkFilePath(volumeDirs(replica.volume!).chunks, chunk.id, chunk.sha256);
+    const read = await readChunkFile(file, chunk.sha256, { range });
     if (read.size === chunk.size) return read.stream;
     read.stream.destroy();
     throw new Corrupt(`chunk ${chunk.id}: file holds ${read.size} bytes, expected ${chunk.size}`);

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { volumeDirs, writeChunkFile } from '../../lib/chunk-file.js';
 import { BadRequest, IncompleteBody, Unavailable } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
 import type { ClusterView, Replica } from './cluster.js';
@@ -8,7 +10,9 @@ import type { ChunkRecord } from './meta.js';
 
 // The write path: cut a body stream at chunk boundaries and stream each chunk to R nodes at
 // once. Each chunk's SHA-256 is computed here once; a replica counts only when the node reports
-// the same SHA-256 for what it fsync'd. (Object-level digests are the caller's: see ingest.ts.)
+// the same SHA-256 for what it fsync'd. A node whose volume is on this host (local-volumes.ts) gets
+// its bytes written straight into a temp file it hands out, and commits that with this SHA-256.
+// (Object-level digests are the caller's: see ingest.ts.)
 
 export interface WriteOptions {
   /** Exact number of body bytes expected; fewer or more is an error. */
@@ -97,6 +101,8 @@ interface ReplicaWrite {
 class ChunkFanout {
   readonly id = newChunkId();
   readonly sha = createHash('sha256');
+  /** The chunk's sha256 once all of it has passed (local writes commit with it). */
+  private readonly digest = deferred<string>();
   remaining: number;
   private writes: ReplicaWrite[] = [];
   private readonly replicas: Replica[];
@@ -104,7 +110,7 @@ class ChunkFanout {
   private readonly parts: Buffer[] | undefined;
 
   constructor(
-    cluster: ClusterView,
+    private readonly cluster: ClusterView,
     private readonly opts: WriteOptions,
     readonly size: number,
     readonly seq: number,
@@ -127,7 +133,9 @@ class ChunkFanout {
         replica,
         pass,
         failed: false,
-        result: replica.client.put(this.id, pass, size),
+        result: replica.volume
+          ? writeLocal(cluster, replica, this.id, pass, size, this.digest.promise)
+          : replica.client.put(this.id, pass, size),
       };
       w.result.catch(() => {
         w.failed = true;
@@ -163,11 +171,16 @@ class ChunkFanout {
   async finish(): Promise<ChunkRecord> {
     for (const w of this.writes) if (!w.failed) w.pass.end();
     const sha256 = this.sha.digest('hex');
+    this.digest.resolve(sha256);
     let results: PromiseSettledResult<{ sha256: string; size: number }>[];
     if (this.parts) {
       const body = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
       results = await Promise.allSettled(
-        this.replicas.map((r) => r.client.put(this.id, body, this.size, sha256)),
+        this.replicas.map((r) =>
+          r.volume
+            ? writeLocal(this.cluster, r, this.id, body, this.size, sha256)
+            : r.client.put(this.id, body, this.size, sha256),
+        ),
       );
     } else {
       results = await Promise.allSettled(this.writes.map((w) => w.result));
@@ -198,6 +211,61 @@ class ChunkFanout {
   }
 
   abort(err: Error): void {
+    this.digest.reject(err);
     for (const w of this.writes) w.pass.destroy(err);
   }
+}
+
+/**
+ * Writes one replica into its node's volume on this host: the node begins the write (id and
+ * capacity checks, a reservation, a temp file), the bytes go straight into that file and are
+ * fsync'd, and the node commits it under the chunk's sha256 (its own fsync, rename, accounting).
+ * Fails like a remote replica would; a failed system call here also sends the node's chunks back
+ * over HTTP for a while.
+ */
+async function writeLocal(
+  cluster: ClusterView,
+  replica: Replica,
+  id: string,
+  body: Readable | Buffer,
+  size: number,
+  sha256: Promise<string> | string,
+): Promise<{ sha256: string; size: number }> {
+  let name: string | undefined;
+  try {
+    name = await replica.client.beginLocalWrite(id, size);
+    if (path.basename(name) !== name)
+      throw new Unavailable(`node ${replica.node.id} named temp file ${name}`);
+    await writeChunkFile(path.join(volumeDirs(replica.volume!).tmp, name), body, size, {
+      create: false,
+      hash: false,
+      batchBytes: localWriteBatchBytes,
+    });
+    return await replica.client.commitLocalWrite(name, await sha256);
+  } catch (err) {
+    if (!Buffer.isBuffer(body)) body.destroy();
+    if (name !== undefined) replica.client.abortLocalWrite(name).catch(() => {});
+    if (typeof (err as NodeJS.ErrnoException).syscall === 'string')
+      cluster.localVolumes.forget(replica.node.id);
+    throw err;
+  }
+}
+
+/**
+ * A local write batches at most this much per file write: one upload's three replicas share their
+ * buffers, but the slowest one's backlog is held, and with many uploads at once that is the
+ * gateway's memory.
+ */
+const localWriteBatchBytes = 1024 * 1024;
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Nobody may be waiting (no local replica): a rejection is not an unhandled one.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }

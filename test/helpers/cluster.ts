@@ -130,13 +130,22 @@ export async function chunksOfKey(
   c: TestCluster,
   bucket: string,
   key: string,
-): Promise<{ id: string; sha256: string; nodeIds: string[] }[]> {
+): Promise<{ id: string; sha256: string; size: number; nodeIds: string[] }[]> {
   const obj = await c.db('objects').where({ bucket, key }).first('id');
-  const rows = await c.db('chunks').where({ object_id: obj.id }).orderBy('seq').select('id', 'sha256');
+  const rows = await c
+    .db('chunks')
+    .where({ object_id: obj.id })
+    .orderBy('seq')
+    .select('id', 'sha256', 'size');
   const out = [];
   for (const ch of rows) {
     const nodeIds = await c.db('chunk_replicas').where({ chunk_id: ch.id, state: 'ok' }).pluck('node_id');
-    out.push({ id: ch.id as string, sha256: ch.sha256 as string, nodeIds: nodeIds as string[] });
+    out.push({
+      id: ch.id as string,
+      sha256: ch.sha256 as string,
+      size: Number(ch.size),
+      nodeIds: nodeIds as string[],
+    });
   }
   return out;
 }

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { Unauthorized } from '../../lib/chunk-store.js';
-import { Corrupt, InsufficientStorage, Unavailable } from '../../lib/errors.js';
+import { BadRequest, Corrupt, InsufficientStorage, NotFound, Unavailable } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
 import { NodeClient } from '../../lib/node-client.js';
 import { describeChunkStore, expectReject, readAll, sha256Of } from '../helpers/chunk-store-contract.js';
@@ -162,6 +162,7 @@ describe('storage-node process', () => {
       'reads',
       'localReads',
       'writes',
+      'localWrites',
       'deletes',
       'bytesIn',
       'bytesOut',
@@ -211,6 +212,60 @@ describe('storage-node process', () => {
     expect((await raw(node, 'GET', '/local-reads', auth)).status).to.equal(405);
     const health = await new NodeClient({ baseUrl: node.url }).health();
     expect(health.counters).to.include({ reads: 0, localReads: 0, bytesOut: 0 });
+  });
+
+  it('lets a writer on its host fill a temp file and commits it as a chunk, counted as a write', async () => {
+    const dataDir = dir();
+    const node = await start({ dataDir, secret, capacity: '1MiB' });
+    const client = new NodeClient({ baseUrl: node.url, secret });
+    await expectReject(new NodeClient({ baseUrl: node.url }).beginLocalWrite(newChunkId(), 1), Unauthorized);
+
+    const id = newChunkId();
+    const data = randomBytes(300 * 1024);
+    const name = await client.beginLocalWrite(id, data.length);
+    expect(await readdir(path.join(dataDir, 'tmp'))).to.deep.equal([name]);
+    // Reserved: another write that would not fit beside it is refused.
+    await expectReject(client.beginLocalWrite(newChunkId(), 800 * 1024), InsufficientStorage);
+    await writeFile(path.join(dataDir, 'tmp', name), data);
+    expect(await client.commitLocalWrite(name, sha256Of(data))).to.include({
+      id,
+      size: data.length,
+      sha256: sha256Of(data),
+      created: true,
+    });
+    expect((await readAll((await client.get(id)).stream)).equals(data)).to.equal(true);
+    const health = await client.health();
+    expect(health).to.include({ usedBytes: data.length, chunkCount: 1 });
+    expect(health.counters).to.include({ writes: 1, localWrites: 1, bytesIn: data.length });
+
+    // A spent or unknown name, a wrong size: refused, nothing kept, the reservation freed.
+    await expectReject(client.commitLocalWrite(name, sha256Of(data)), NotFound);
+    const short = await client.beginLocalWrite(newChunkId(), 10);
+    await writeFile(path.join(dataDir, 'tmp', short), 'short');
+    await expectReject(client.commitLocalWrite(short, sha256Of(Buffer.from('short'))), BadRequest);
+    const dropped = await client.beginLocalWrite(newChunkId(), 700 * 1024);
+    await client.abortLocalWrite(dropped);
+    expect(await readdir(path.join(dataDir, 'tmp'))).to.deep.equal([]);
+    expect((await client.health()).freeBytes).to.equal(1024 ** 2 - data.length);
+
+    const auth = { 'x-s3dfs-secret': secret };
+    for (const [route, bad] of [
+      ['/local-writes', '{"id":"../x","size":1}'],
+      ['/local-writes', '{"id":"0123456789abcdef0123456789abcdef","size":-1}'],
+      ['/local-writes', '[]'],
+      ['/local-writes/commit', '{"name":"x"}'],
+      ['/local-writes/abort', '{}'],
+      ['/local-writes/commit', 'nope'],
+    ]) {
+      const body = Buffer.from(bad);
+      const r = await raw(node, 'POST', route, { ...auth, 'content-length': body.length }, body);
+      expect(r.status, `${route} ${bad}`).to.equal(400);
+    }
+    expect((await raw(node, 'GET', '/local-writes', auth)).status).to.equal(405);
+    expect(
+      (await raw(node, 'POST', '/local-writes/other', { ...auth, 'content-length': 2 }, Buffer.from('{}')))
+        .status,
+    ).to.equal(404);
   });
 
   it('answers malformed requests with a clear 4xx and keeps nothing on disk', async () => {

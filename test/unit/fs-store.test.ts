@@ -1,10 +1,11 @@
 // FsChunkStore keeps the ChunkStore contract on disk, survives reopen, quarantines bitrot, and the node's config and identity are validated.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import { writeChunkFile } from '../../lib/chunk-file.js';
 import { ConfigError } from '../../lib/config.js';
-import { Corrupt, InsufficientStorage } from '../../lib/errors.js';
+import { BadRequest, Conflict, Corrupt, InsufficientStorage, NotFound } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
 import { loadNodeConfig } from '../../storage-node/config.js';
 import { FsChunkStore, loadNodeIdentity } from '../../storage-node/store.js';
@@ -139,6 +140,83 @@ describe('FsChunkStore on disk', () => {
     expect(await store.head(id)).to.equal(undefined);
     expect(await readdir(store.tmpDir)).to.deep.equal([]);
     expect(await store.freeBytes()).to.equal(400);
+  });
+});
+
+describe('FsChunkStore local writes', () => {
+  // A gateway on the node's host fills a temp file the store hands out; the store checks, reserves,
+  // commits and counts. These drive the store the way gateway/storage/writer.ts does.
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir('s3dfs-fs-local-');
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reserves on begin, and on commit puts the filled temp file in place and counts it', async () => {
+    const store = await openStore(dir, 1000);
+    const id = newChunkId();
+    const data = randomBytes(600);
+    const name = await store.beginLocalWrite(id, data.length);
+    expect(await readdir(store.tmpDir)).to.deep.equal([name]);
+    expect(await store.freeBytes()).to.equal(400);
+    // The reservation holds against other writes, local or not.
+    await expectReject(store.beginLocalWrite(newChunkId(), 500), InsufficientStorage);
+    await expectReject(store.put(newChunkId(), Buffer.alloc(500), 500), InsufficientStorage);
+
+    await writeChunkFile(path.join(store.tmpDir, name), piecewise(data, 100), data.length, {
+      create: false,
+      hash: false,
+    });
+    const put = await store.commitLocalWrite(name, sha256Of(data));
+    expect(put).to.include({ id, size: 600, sha256: sha256Of(data), created: true });
+    expect((await readAll((await store.get(id)).stream)).equals(data)).to.equal(true);
+    expect(store.stats()).to.include({ usedBytes: 600, chunkCount: 1 });
+    expect(await store.freeBytes()).to.equal(400);
+    expect(await readdir(store.tmpDir)).to.deep.equal([]);
+    // Committed once: the name is spent.
+    await expectReject(store.commitLocalWrite(name, sha256Of(data)), NotFound);
+  });
+
+  it('refuses a temp file of the wrong size or a bad sha256, and an id already stored otherwise', async () => {
+    const store = await openStore(dir, 1000);
+    const id = newChunkId();
+    const short = await store.beginLocalWrite(id, 10);
+    await writeFile(path.join(store.tmpDir, short), 'only 7 b');
+    await expectReject(store.commitLocalWrite(short, sha256Of(Buffer.from('only 7 b'))), BadRequest);
+    await expectReject(store.commitLocalWrite('x', 'nothex'), BadRequest);
+
+    await store.put(id, Buffer.from('original'), 8);
+    const other = await store.beginLocalWrite(id, 5);
+    await writeFile(path.join(store.tmpDir, other), 'other');
+    await expectReject(store.commitLocalWrite(other, sha256Of(Buffer.from('other'))), Conflict);
+    expect((await readAll((await store.get(id)).stream)).toString()).to.equal('original');
+    expect(await readdir(store.tmpDir)).to.deep.equal([]);
+    expect(store.stats()).to.include({ usedBytes: 8, chunkCount: 1 });
+    expect(await store.freeBytes()).to.equal(992);
+    // Refused up front, before any temp file: a bad id, a chunk over the limit.
+    await expectReject(store.beginLocalWrite('../../etc', 1), BadRequest);
+    await expectReject(store.beginLocalWrite(newChunkId(), 9 * mib), Error);
+    expect(await readdir(store.tmpDir)).to.deep.equal([]);
+  });
+
+  it('aborts on request and expires writes whose temp file went quiet, freeing their reservations', async () => {
+    const store = await openStore(dir, 1000);
+    const aborted = await store.beginLocalWrite(newChunkId(), 300);
+    const quiet = await store.beginLocalWrite(newChunkId(), 300);
+    const busy = await store.beginLocalWrite(newChunkId(), 300);
+    expect(await store.freeBytes()).to.equal(100);
+    await store.abortLocalWrite(aborted);
+    await store.abortLocalWrite('never-begun.tmp');
+    // Quiet for ten minutes, by its mtime; the busy one was just written to.
+    const old = new Date(Date.now() - 10 * 60_000);
+    await utimes(path.join(store.tmpDir, quiet), old, old);
+    await writeFile(path.join(store.tmpDir, busy), 'more bytes');
+    await store.expireLocalWrites(2 * 60_000);
+    expect(await readdir(store.tmpDir)).to.deep.equal([busy]);
+    expect(await store.freeBytes()).to.equal(700);
+    await expectReject(store.commitLocalWrite(quiet, sha256Of(Buffer.alloc(0))), NotFound);
   });
 });
 

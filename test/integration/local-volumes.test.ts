@@ -1,10 +1,16 @@
 import { open, readdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PassThrough, type Readable } from 'node:stream';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { LocalVolumes } from '../../gateway/storage/local-volumes.js';
-import { chunkFilePath } from '../../lib/chunk-file.js';
+import { chunkFilePath, volumeDirs } from '../../lib/chunk-file.js';
 import { bytes, sha256 } from '../helpers/bytes.js';
 import { chunksOfKey, startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
 
@@ -12,7 +18,7 @@ import { chunksOfKey, startTestCluster, type TestCluster, waitFor } from '../hel
 const chunk = 512 * 1024;
 const Bucket = 'local';
 
-describe('local reads', function () {
+describe('local reads and writes', function () {
   this.timeout(90_000);
 
   async function getBytes(s3: S3Client, Key: string, Range?: string): Promise<Buffer> {
@@ -36,11 +42,38 @@ describe('local reads', function () {
     return { served: sum((h) => h.counters.reads) - local, local, bytes: sum((h) => h.counters.bytesOut) };
   }
 
+  /** Write counters summed over the cluster's nodes, as for reads; and chunks stored. */
+  async function nodeWrites(
+    c: TestCluster,
+  ): Promise<{ writes: number; local: number; bytes: number; chunks: number }> {
+    const healths = await Promise.all(
+      c.gateway.cluster.snapshot.nodes.map((n) =>
+        c.gateway.cluster.readOrder('0'.repeat(32), [n.id])[0].client.health(),
+      ),
+    );
+    const sum = (f: (h: (typeof healths)[number]) => number) => healths.reduce((n, h) => n + f(h), 0);
+    return {
+      writes: sum((h) => h.counters.writes),
+      local: sum((h) => h.counters.localWrites ?? 0),
+      bytes: sum((h) => h.counters.bytesIn),
+      chunks: sum((h) => h.chunkCount),
+    };
+  }
+
+  /** Files in the nodes' tmp dirs: writes in progress (or left behind). */
+  async function tempFiles(c: TestCluster): Promise<string[]> {
+    const nodes = c.gateway.cluster.snapshot.nodes;
+    const lists = await Promise.all(
+      nodes.map((n) => readdir(volumeDirs(path.join(c.dataDir, 'nodes', n.id)).tmp)),
+    );
+    return lists.flat();
+  }
+
   /** Waits until the gateway has proven every node's volume local (the check runs on first use). */
   async function allLocal(c: TestCluster): Promise<void> {
     const ids = c.gateway.cluster.snapshot.nodes.map((n) => n.id);
     await waitFor(
-      async () => c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.chunksDir),
+      async () => c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.volume),
       10_000,
     );
   }
@@ -60,8 +93,63 @@ describe('local reads', function () {
     it('proves each node volume by its reported data dir and identity', () => {
       for (const node of c.gateway.cluster.snapshot.nodes) {
         const [r] = c.gateway.cluster.readOrder('0'.repeat(32), [node.id]);
-        expect(r.chunksDir).to.equal(path.join(c.dataDir, 'nodes', node.id, 'chunks'));
+        expect(r.volume).to.equal(path.join(c.dataDir, 'nodes', node.id));
       }
+    });
+
+    it('writes new chunks straight into the node volumes; the nodes commit and count them', async () => {
+      // Two streamed chunks and a small last one (sent whole), each to three nodes.
+      const data = bytes(2 * chunk + 100, 12);
+      const before = await nodeWrites(c);
+      await s3.send(new PutObjectCommand({ Bucket, Key: 'written', Body: data }));
+      const after = await nodeWrites(c);
+      expect(after.local - before.local).to.equal(9);
+      expect(after.writes - before.writes).to.equal(9);
+      expect(after.bytes - before.bytes).to.equal(3 * data.length);
+      expect(after.chunks - before.chunks).to.equal(9);
+      const chunks = await chunksOf(c, 'written');
+      expect(chunks.map((ch) => ch.size)).to.deep.equal([chunk, chunk, 100]);
+      for (const [i, ch] of chunks.entries()) {
+        const expected = data.subarray(i * chunk, i * chunk + ch.size);
+        expect(ch.sha256).to.equal(sha256(expected));
+        expect(ch.nodeIds).to.have.length(3);
+        for (const nodeId of ch.nodeIds) {
+          const file = chunkFilePath(
+            volumeDirs(path.join(c.dataDir, 'nodes', nodeId)).chunks,
+            ch.id,
+            ch.sha256,
+          );
+          expect(sha256(await readFile(file)), `${ch.id} on ${nodeId}`).to.equal(ch.sha256);
+        }
+      }
+      expect(await tempFiles(c)).to.deep.equal([]);
+      expect(sha256(await getBytes(s3, 'written'))).to.equal(sha256(data));
+    });
+
+    it('leaves no temp file or chunk behind when the client goes away mid-upload', async () => {
+      const before = await nodeWrites(c);
+      // 1.5 chunks of a 3-chunk body arrive, then the client hangs up: one chunk was stored, one is
+      // half written.
+      const body = new PassThrough();
+      body.write(bytes(chunk + chunk / 2, 13));
+      const hangUp = new AbortController();
+      setTimeout(() => hangUp.abort(), 300);
+      const put = s3.send(
+        new PutObjectCommand({ Bucket, Key: 'gone', Body: body, ContentLength: 3 * chunk }),
+        {
+          abortSignal: hangUp.signal,
+        },
+      );
+      await put.then(
+        () => expect.fail('the upload cannot succeed'),
+        () => {},
+      );
+      await waitFor(
+        async () => (await tempFiles(c)).length === 0 && (await nodeWrites(c)).chunks === before.chunks,
+        10_000,
+      );
+      const head = await s3.send(new HeadObjectCommand({ Bucket, Key: 'gone' })).catch((err) => err);
+      expect(head.$metadata?.httpStatusCode).to.equal(404);
     });
 
     it('serves whole objects and ranges from the chunk files, not through the nodes', async () => {
@@ -113,7 +201,7 @@ describe('local reads', function () {
       const damaged: [string, string][] = [];
       for (const ch of chunks) {
         const [first] = c.gateway.cluster.readOrder(ch.id, ch.nodeIds);
-        const fh = await open(chunkFilePath(first.chunksDir!, ch.id, ch.sha256), 'r+');
+        const fh = await open(chunkFilePath(volumeDirs(first.volume!).chunks, ch.id, ch.sha256), 'r+');
         await fh.write(Buffer.from('rotten bytes'), 0, 12, 4096);
         await fh.close();
         damaged.push([ch.id, first.node.id]);
@@ -137,7 +225,7 @@ describe('local reads', function () {
       await s3.send(new PutObjectCommand({ Bucket, Key: 'moved', Body: data }));
       const [ch] = await chunksOf(c, 'moved');
       const [first] = c.gateway.cluster.readOrder(ch.id, ch.nodeIds);
-      const file = chunkFilePath(first.chunksDir!, ch.id, ch.sha256);
+      const file = chunkFilePath(volumeDirs(first.volume!).chunks, ch.id, ch.sha256);
       // Out of the store's layout: neither the local open nor the node itself finds it.
       await rename(file, `${file}.away`);
       try {
@@ -147,7 +235,7 @@ describe('local reads', function () {
       }
       // A missing chunk says nothing against the volume: the node is still read locally.
       const [again] = c.gateway.cluster.readOrder(ch.id, [first.node.id]);
-      expect(again.chunksDir).to.equal(first.chunksDir);
+      expect(again.volume).to.equal(first.volume);
     });
 
     it('does not trust a volume whose node.json disagrees with what the node reports', async () => {
@@ -163,19 +251,19 @@ describe('local reads', function () {
           file,
           JSON.stringify({ ...JSON.parse(original), createdAt: new Date(0).toISOString() }),
         );
-        expect(volumes.chunksDir(node.id, addr, r.client)).to.equal(undefined);
+        expect(volumes.dataDir(node.id, addr, r.client)).to.equal(undefined);
         await waitFor(
           async () => !(volumes as unknown as { probing: Set<string> }).probing.has(node.id),
           5000,
         );
-        expect(volumes.chunksDir(node.id, addr, r.client)).to.equal(undefined);
+        expect(volumes.dataDir(node.id, addr, r.client)).to.equal(undefined);
       } finally {
         await writeFile(file, original);
       }
       // The same node, proven by a fresh checker once node.json agrees again.
       const fresh = new LocalVolumes(true);
-      fresh.chunksDir(node.id, addr, r.client);
-      await waitFor(async () => fresh.chunksDir(node.id, addr, r.client) !== undefined, 5000);
+      fresh.dataDir(node.id, addr, r.client);
+      await waitFor(async () => fresh.dataDir(node.id, addr, r.client) !== undefined, 5000);
     });
   });
 
@@ -187,25 +275,30 @@ describe('local reads', function () {
       c = await startTestCluster({
         portBase: 22300,
         chunkSize: chunk,
-        env: { S3DFS_HEAL_INTERVAL_MS: '0', S3DFS_LOCAL_READS: 'off' },
+        env: { S3DFS_HEAL_INTERVAL_MS: '0', S3DFS_LOCAL_READS: 'off', S3DFS_LOCAL_WRITES: 'off' },
       });
       s3 = c.client({ maxAttempts: 1 });
       await s3.send(new CreateBucketCommand({ Bucket }));
     });
     after(async () => c?.stop());
 
-    it('reads every chunk through the nodes', async () => {
+    it('writes and reads every chunk through the nodes', async () => {
       const data = bytes(2 * chunk + 10, 10);
+      const wrote = await nodeWrites(c);
       await s3.send(new PutObjectCommand({ Bucket, Key: 'remote', Body: data }));
+      const written = await nodeWrites(c);
+      expect(written.writes).to.equal(wrote.writes + 9);
+      expect(written.local).to.equal(0);
       const before = await nodeReads(c);
       expect(sha256(await getBytes(s3, 'remote'))).to.equal(sha256(data));
       const after = await nodeReads(c);
       expect(after.served).to.equal(before.served + 3);
       expect(after.local).to.equal(0);
       const ids = c.gateway.cluster.snapshot.nodes.map((n) => n.id);
-      expect(
-        c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.chunksDir === undefined),
-      ).to.equal(true);
+      expect(c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.volume === undefined)).to.equal(
+        true,
+      );
+      expect(c.gateway.cluster.place('0'.repeat(32), 3).every((r) => r.volume === undefined)).to.equal(true);
     });
   });
 });
