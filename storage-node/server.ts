@@ -358,11 +358,9 @@ class NodeHandler {
         sha256: result.sha256,
       });
     }
-    if (step === '/abort') {
-      await store.abortLocalWrite(body.name);
-      res.statusCode = 204;
-      res.end();
-    }
+    await store.abortLocalWrite(body.name); // step '/abort'
+    res.statusCode = 204;
+    res.end();
   }
 
   private async health(res: ServerResponse): Promise<void> {

@@ -62,7 +62,8 @@ describe('gateway under faults', function () {
   before(async () => {
     // Probes are patient (CPU is shared) and healing is off, so the replicas a test breaks stay
     // broken until the gateway meets them. Reads go through the nodes' HTTP servers, the path a
-    // gateway on another host takes (local-reads.test.ts covers reading a node's files directly).
+    // gateway on another host takes (local-volumes.test.ts covers reading a node's files
+    // directly); writes take the default local path, so nodes die under local writes here.
     c = await startTestCluster({
       portBase: 20400,
       chunkSize: chunk,
