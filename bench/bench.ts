@@ -148,26 +148,37 @@ interface Row extends Result {
   runs: (Omit<Result, 'name' | 'notes'> & { usage: Usage })[];
 }
 
+/** The command line; a flag it does not know (or a stray argument) is a usage error, not a stack trace. */
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        runs: { type: 'string', default: '1' },
+        'time-limit': { type: 'string' },
+        'chunk-size': { type: 'string', default: '64MiB' },
+        'database-url': { type: 'string' },
+        runtime: { type: 'string', default: 'process' },
+        profile: { type: 'string' },
+        'log-level': { type: 'string' },
+        keep: { type: 'boolean', default: false },
+        endpoint: { type: 'string' },
+        'access-key': { type: 'string' },
+        'secret-key': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS_'))
+      throw new UsageError((err as Error).message);
+    throw err;
+  }
+}
+
 async function main(): Promise<void> {
-  const { values: o } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      only: { type: 'string' },
-      runs: { type: 'string', default: '1' },
-      'time-limit': { type: 'string' },
-      'chunk-size': { type: 'string', default: '64MiB' },
-      'database-url': { type: 'string' },
-      runtime: { type: 'string', default: 'process' },
-      profile: { type: 'string' },
-      'log-level': { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      endpoint: { type: 'string' },
-      'access-key': { type: 'string' },
-      'secret-key': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  const { values: o } = parseCommandLine();
   if (o.help) {
     console.log(usage);
     return;

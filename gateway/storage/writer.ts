@@ -30,6 +30,8 @@ export interface WriteResult {
 
 /** Per-replica stream buffer: bounds the memory a slow node can pin in the gateway. */
 const replicaBufferBytes = 1024 * 1024;
+/** The same for a replica written locally, whose file writer holds a batch of its own. */
+const localRelayBytes = 64 * 1024;
 
 /**
  * A last chunk this small (all of a small object) is collected here first and sent to each
@@ -128,7 +130,8 @@ class ChunkFanout {
       return;
     }
     this.writes = replicas.map((replica) => {
-      const pass = new PassThrough({ highWaterMark: replicaBufferBytes });
+      // A local write buffers in its file writer (localWriteBatchBytes): the relay needs little.
+      const pass = new PassThrough({ highWaterMark: replica.volume ? localRelayBytes : replicaBufferBytes });
       const w: ReplicaWrite = {
         replica,
         pass,
