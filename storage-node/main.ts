@@ -32,12 +32,22 @@ export async function runNode(args: string[]): Promise<void> {
     logger,
   });
   // Handlers go in before the listening line: whoever reads that line may signal at once.
+  let stopping = false;
   const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     logger.info({ signal }, 'storage node stopping');
     void shutdown(server).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // Started by a manager's process runtime (an IPC channel to it): stop when that process is gone,
+  // even killed hard, rather than live on unmanaged, holding the port and the volume its
+  // successor's node will be given.
+  if (process.channel) {
+    process.channel.unref();
+    process.once('disconnect', () => stop('manager exited'));
+  }
   server.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

@@ -1,6 +1,6 @@
 // Storage nodes as child processes of the manager: `node <dist>/bin/s3dfs.js node ...`, each with
 // its own data dir under DATA_DIR/nodes/<id>. A child that dies is restarted on the same dir
-// after a short backoff; children stop with the manager.
+// after a short backoff; children stop with the manager, even one killed hard.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -73,8 +73,9 @@ export class ProcessRuntime implements NodeRuntime {
         S3DFS_CHUNK_SIZE_MAX: String(this.opts.chunkSizeBytes),
       },
       // A node's stdout (a line per storage request) is relayed at debug level only; with debug
-      // off it goes nowhere rather than costing this process a pipe read per chunk request.
-      stdio: ['ignore', this.opts.logger.isLevelEnabled('debug') ? 'pipe' : 'ignore', 'pipe'],
+      // off it goes nowhere rather than costing this process a pipe read per chunk request. The
+      // IPC channel carries nothing: its closing tells the node this process is gone (storage-node/main.ts).
+      stdio: ['ignore', this.opts.logger.isLevelEnabled('debug') ? 'pipe' : 'ignore', 'pipe', 'ipc'],
     });
     child.proc = proc;
     child.startedAt = Date.now();

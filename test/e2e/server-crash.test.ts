@@ -1,0 +1,73 @@
+// A server killed hard (kill -9, the OOM killer) takes its storage node processes with it: none
+// lives on unmanaged, holding a port and a volume, and a restart on the same data finds every
+// object again.
+import { readdirSync, readFileSync } from 'node:fs';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { expect } from 'chai';
+import { bytes, sha256 } from '../helpers/bytes.js';
+import { waitFor } from '../helpers/cluster.js';
+import { tempDir } from '../helpers/db.js';
+import { type ServerProcess, startServerProcess } from '../helpers/server-process.js';
+
+const adminToken = 'crash-test-admin-token-0123456789';
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie has exited but is not yet reaped: it holds nothing any more.
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Storage node processes whose parent is `parent` (as the process runtime starts them). */
+function nodeChildren(parent: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (ppid === parent && argv.includes('node') && argv.includes('--data')) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+describe('s3dfs server killed hard', function () {
+  this.timeout(120_000);
+  let server: ServerProcess | undefined;
+  const dataDir = tempDir('s3dfs-crash-');
+
+  after(async () => server?.stop());
+
+  function client(s: ServerProcess): S3Client {
+    return new S3Client({
+      endpoint: s.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: s.accessKey, secretAccessKey: s.secretKey },
+      maxAttempts: 1,
+    });
+  }
+
+  it('takes its storage node processes with it, and a restart finds the data again', async () => {
+    server = await startServerProcess({ dataDir, portBase: 23000, adminToken });
+    const data = bytes(3 * 1024 * 1024 + 17, 21);
+    await client(server).send(new CreateBucketCommand({ Bucket: 'crash' }));
+    await client(server).send(new PutObjectCommand({ Bucket: 'crash', Key: 'kept', Body: data }));
+    const pids = nodeChildren(server.proc.pid!);
+    expect(pids).to.have.length(3);
+    expect(pids.every(alive)).to.equal(true);
+
+    server.proc.kill('SIGKILL');
+    await waitFor(async () => !pids.some(alive), 15_000);
+
+    server = await startServerProcess({ dataDir, portBase: 23000, adminToken });
+    const got = await client(server).send(new GetObjectCommand({ Bucket: 'crash', Key: 'kept' }));
+    expect(sha256(Buffer.from(await got.Body!.transformToByteArray()))).to.equal(sha256(data));
+  });
+});
