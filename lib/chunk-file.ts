@@ -118,7 +118,8 @@ export function clampRange(range: ByteRange, size: number): ByteRange {
 /**
  * Writes a chunk body of exactly `size` bytes into `file` and fsyncs it; returns the body's sha256
  * when `hash` is set. `create` makes a new file (failing if one exists); otherwise `file` must
- * already exist (a temp file its node made for a local write) and is written from its start.
+ * already exist (a temp file its node made for a local write) and is written from its start, and
+ * the final fsync is left to the node, which commits it.
  */
 export async function writeChunkFile(
   file: string,
@@ -140,7 +141,7 @@ export async function writeChunkFile(
       if (sink.bytes !== size) throw new BadRequest(`body ended after ${sink.bytes} of ${size} bytes`);
       sha256 = sink.digest();
     }
-    await fh.sync();
+    if (opts.create) await fh.sync();
     return sha256;
   } finally {
     await fh.close().catch(() => {});

@@ -157,12 +157,17 @@ export class FsChunkStore implements ChunkStore {
    */
   async beginLocalWrite(id: string, size: number): Promise<string> {
     this.checkPut(id, size);
-    const name = `${id}.${randomId(6)}.tmp`;
-    const fh = await open(path.join(this.tmpDir, name), 'wx').catch((err) => {
-      throw mapDiskError(err);
-    });
-    await fh.close();
+    // Reserved before anything is awaited, so concurrent begins cannot all pass the check.
     this.reservedBytes += size;
+    const name = `${id}.${randomId(6)}.tmp`;
+    const file = path.join(this.tmpDir, name);
+    try {
+      await (await open(file, 'wx')).close();
+    } catch (err) {
+      this.reservedBytes -= size;
+      await rm(file, { force: true }).catch(() => {});
+      throw mapDiskError(err);
+    }
     this.localWrites.set(name, { id, size, startedMs: performance.now() });
     this.localWriteSweep ??= setInterval(
       () => void this.expireLocalWrites(localWriteIdleMs),
@@ -184,7 +189,7 @@ export class FsChunkStore implements ChunkStore {
     this.localWrites.delete(name);
     const tmp = path.join(this.tmpDir, name);
     try {
-      // The writer fsync'd it; the node makes sure before the chunk counts (nearly free if so).
+      // The node's own fsync makes it durable (the writer only synced early, to spread the writeback).
       const fh = await open(tmp, fsConstants.O_RDONLY);
       try {
         const { size } = await fh.stat();

@@ -11,8 +11,9 @@ import type { ChunkRecord } from './meta.js';
 // The write path: cut a body stream at chunk boundaries and stream each chunk to R nodes at
 // once. Each chunk's SHA-256 is computed here once; a replica counts only when the node reports
 // the same SHA-256 for what it fsync'd. A node whose volume is on this host (local-volumes.ts) gets
-// its bytes written straight into a temp file it hands out, and commits that with this SHA-256.
-// (Object-level digests are the caller's: see ingest.ts.)
+// its bytes written straight into a temp file it hands out, and commits that under this SHA-256:
+// no bytes travel between processes there, and the hash is taken of the very buffers written, as a
+// node hashes the buffers it writes. (Object-level digests are the caller's: see ingest.ts.)
 
 export interface WriteOptions {
   /** Exact number of body bytes expected; fewer or more is an error. */
@@ -140,6 +141,9 @@ class ChunkFanout {
           ? writeLocal(cluster, replica, this.id, pass, size, this.digest.promise)
           : replica.client.put(this.id, pass, size),
       };
+      // A local replica reads its stream only once the node has begun the write: an abort before
+      // that must not be an unhandled 'error' (the failure reaches `result` either way).
+      pass.on('error', () => {});
       w.result.catch(() => {
         w.failed = true;
         pass.destroy();
@@ -221,8 +225,8 @@ class ChunkFanout {
 
 /**
  * Writes one replica into its node's volume on this host: the node begins the write (id and
- * capacity checks, a reservation, a temp file), the bytes go straight into that file and are
- * fsync'd, and the node commits it under the chunk's sha256 (its own fsync, rename, accounting).
+ * capacity checks, a reservation, a temp file), the bytes go straight into that file (written
+ * back as they go), and the node commits it under the chunk's sha256 (fsync, rename, accounting).
  * Fails like a remote replica would; a failed system call here also sends the node's chunks back
  * over HTTP for a while.
  */
@@ -237,8 +241,9 @@ async function writeLocal(
   let name: string | undefined;
   try {
     name = await replica.client.beginLocalWrite(id, size);
-    if (path.basename(name) !== name)
+    if (!tempNamePattern.test(name) || !name.startsWith(id)) {
       throw new Unavailable(`node ${replica.node.id} named temp file ${name}`);
+    }
     await writeChunkFile(path.join(volumeDirs(replica.volume!).tmp, name), body, size, {
       create: false,
       hash: false,
@@ -248,8 +253,10 @@ async function writeLocal(
   } catch (err) {
     if (!Buffer.isBuffer(body)) body.destroy();
     if (name !== undefined) replica.client.abortLocalWrite(name).catch(() => {});
-    if (typeof (err as NodeJS.ErrnoException).syscall === 'string')
-      cluster.localVolumes.forget(replica.node.id);
+    // Its volume is out of this process's reach (permissions, descriptors, a read-only mount): back
+    // to HTTP for a while. A full disk or a temp file gone with a node restart says nothing of that.
+    const { syscall, code } = err as NodeJS.ErrnoException;
+    if (syscall === 'open' && code !== 'ENOENT') cluster.localVolumes.forget(replica.node.id);
     throw err;
   }
 }
@@ -260,6 +267,8 @@ async function writeLocal(
  * gateway's memory.
  */
 const localWriteBatchBytes = 1024 * 1024;
+/** A temp file name as a node hands it out (FsChunkStore.beginLocalWrite): `<id>.<hex>.tmp`. */
+const tempNamePattern = /^[0-9a-f]{32}\.[0-9a-f]+\.tmp$/;
 
 function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
   let resolve!: (v: T) => void;

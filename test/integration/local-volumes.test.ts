@@ -123,7 +123,10 @@ describe('local reads and writes', function () {
         }
       }
       expect(await tempFiles(c)).to.deep.equal([]);
+      const reads = await nodeReads(c);
       expect(sha256(await getBytes(s3, 'written'))).to.equal(sha256(data));
+      // Its three local reads are reported before the next test counts reads.
+      await waitFor(async () => (await nodeReads(c)).local === reads.local + 3, 5000);
     });
 
     it('leaves no temp file or chunk behind when the client goes away mid-upload', async () => {

@@ -179,6 +179,16 @@ describe('FsChunkStore local writes', () => {
     await expectReject(store.commitLocalWrite(name, sha256Of(data)), NotFound);
   });
 
+  it('lets only as many concurrent begins through as the capacity holds', async () => {
+    const store = await openStore(dir, 1000);
+    const begun = await Promise.allSettled([1, 2, 3].map(() => store.beginLocalWrite(newChunkId(), 400)));
+    expect(begun.filter((b) => b.status === 'fulfilled')).to.have.length(2);
+    const refused = begun.find((b) => b.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).to.be.instanceOf(InsufficientStorage);
+    expect(await readdir(store.tmpDir)).to.have.length(2);
+    expect(await store.freeBytes()).to.equal(200);
+  });
+
   it('refuses a temp file of the wrong size or a bad sha256, and an id already stored otherwise', async () => {
     const store = await openStore(dir, 1000);
     const id = newChunkId();
