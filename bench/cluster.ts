@@ -203,7 +203,8 @@ function containerPid(id: string): number | undefined {
   }
 }
 
-function childPids(parent: number): number[] {
+/** Pids of the processes whose parent is `parent` (from /proc). */
+export function childPids(parent: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;

@@ -1,9 +1,10 @@
 // A server killed hard (kill -9, the OOM killer) takes its storage node processes with it: none
 // lives on unmanaged, holding a port and a volume, and a restart on the same data finds every
 // object again.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
+import { childPids } from '../../bench/cluster.js';
 import { bytes, sha256 } from '../helpers/bytes.js';
 import { waitFor } from '../helpers/cluster.js';
 import { tempDir } from '../helpers/db.js';
@@ -22,19 +23,10 @@ function alive(pid: number): boolean {
 
 /** Storage node processes whose parent is `parent` (as the process runtime starts them). */
 function nodeChildren(parent: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      if (ppid === parent && argv.includes('node') && argv.includes('--data')) out.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
+  return childPids(parent).filter((pid) => {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.includes('node') && argv.includes('--data');
+  });
 }
 
 describe('s3dfs server killed hard', function () {
