@@ -86,7 +86,7 @@ export class ClusterView {
   /** The nodes a new chunk goes to, in ring order. */
   place(chunkId: string, count: number): Replica[] {
     if (!this.ring) throw new Error('cluster view not started');
-    return this.ring.place(chunkId, count).map((node) => this.replica(node, this.opts.localWrites));
+    return this.ring.place(chunkId, count).map((node) => this.replica(node, this.opts.localWrites, 'write'));
   }
 
   /** Replicas of a stored chunk, healthiest first, then in ring order. */
@@ -100,16 +100,13 @@ export class ClusterView {
       .map((id) => ring.node(id))
       .filter((n): n is RingNode => n !== undefined)
       .sort((a, b) => rank(a) - rank(b) || (preferred.get(a.id) ?? 1e9) - (preferred.get(b.id) ?? 1e9))
-      .map((node) => this.replica(node, this.opts.localReads));
+      .map((node) => this.replica(node, this.opts.localReads, 'read'));
   }
 
-  private replica(node: RingNode, local: boolean | undefined): Replica {
+  private replica(node: RingNode, local: boolean | undefined, use: 'read' | 'write'): Replica {
     const client = this.clientFor(node);
-    return {
-      node,
-      client,
-      volume: local ? this.localVolumes.dataDir(node.id, addrOf(node), client) : undefined,
-    };
+    const volume = local ? this.localVolumes.dataDir(node.id, addrOf(node), client, use) : undefined;
+    return { node, client, volume };
   }
 
   private clientFor(node: RingNode): NodeClient {

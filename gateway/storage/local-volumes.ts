@@ -1,5 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { volumeDirs } from '../../lib/chunk-file.js';
 import type { Logger } from '../../lib/logger.js';
 import type { NodeClient } from '../../lib/node-client.js';
 
@@ -20,6 +22,8 @@ interface Known {
   addr: string;
   /** The node's data dir, when local; null when not. */
   dataDir: string | null;
+  /** This process may create files in its tmp/ (a gateway of another user, a read-only mount: not). */
+  writable: boolean;
   /** When an answer that may change (node unreachable, a local read failed) is checked again. */
   recheckAt: number;
 }
@@ -71,14 +75,21 @@ export class LocalVolumes {
   }
 
   /**
-   * The node's data dir if its volume is local. The first call for a node (or a node at a new
-   * address) starts the check in the background and answers undefined: chunks go over HTTP until
-   * the check has answered.
+   * The node's data dir if its volume is local (and, for 'write', writable from here). The first
+   * call for a node (or a node at a new address) starts the check in the background and answers
+   * undefined: chunks go over HTTP until the check has answered.
    */
-  dataDir(nodeId: string, addr: string, client: NodeClient): string | undefined {
+  dataDir(
+    nodeId: string,
+    addr: string,
+    client: NodeClient,
+    use: 'read' | 'write' = 'read',
+  ): string | undefined {
     if (!this.enabled) return undefined;
     const k = this.known.get(nodeId);
-    if (k && k.addr === addr && Date.now() < k.recheckAt) return k.dataDir ?? undefined;
+    if (k && k.addr === addr && Date.now() < k.recheckAt) {
+      return use === 'write' && !k.writable ? undefined : (k.dataDir ?? undefined);
+    }
     if (!this.probing.has(nodeId)) {
       this.probing.add(nodeId);
       void this.probe(nodeId, addr, client).finally(() => this.probing.delete(nodeId));
@@ -94,6 +105,7 @@ export class LocalVolumes {
 
   private async probe(nodeId: string, addr: string, client: NodeClient): Promise<void> {
     let dataDir: string | null = null;
+    let writable = false;
     // A proven answer (local or not) holds for as long as the node keeps its address.
     let recheckAt = Number.POSITIVE_INFINITY;
     try {
@@ -106,12 +118,18 @@ export class LocalVolumes {
         const here = JSON.parse(await readFile(path.join(volume.dataDir, 'node.json'), 'utf8'));
         if (here?.id === nodeId && here?.createdAt === volume.createdAt) {
           dataDir = volume.dataDir;
+          writable = await access(volumeDirs(dataDir).tmp, fsConstants.W_OK).then(
+            () => true,
+            () => false,
+          );
         }
       }
     } catch {
       // Not reachable, not visible from here, not readable: remote it is.
     }
-    this.known.set(nodeId, { addr, dataDir, recheckAt });
-    if (dataDir) this.log?.info({ node: nodeId, dataDir }, 'storage node volume is local: using it directly');
+    this.known.set(nodeId, { addr, dataDir, writable, recheckAt });
+    if (dataDir) {
+      this.log?.info({ node: nodeId, dataDir, writable }, 'storage node volume is local: using it directly');
+    }
   }
 }

@@ -1,4 +1,4 @@
-import { open, readdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import {
@@ -267,6 +267,28 @@ describe('local reads and writes', function () {
       const fresh = new LocalVolumes(true);
       fresh.dataDir(node.id, addr, r.client);
       await waitFor(async () => fresh.dataDir(node.id, addr, r.client) !== undefined, 5000);
+    });
+
+    it('reads but does not write a volume whose tmp/ this process cannot write to', async () => {
+      const node = c.gateway.cluster.snapshot.nodes[0];
+      const [r] = c.gateway.cluster.readOrder('0'.repeat(32), [node.id]);
+      const addr = `${node.host}:${node.port}`;
+      const tmp = volumeDirs(path.join(c.dataDir, 'nodes', node.id)).tmp;
+      // As a gateway of another user, or on a read-only mount, would find it.
+      await rename(tmp, `${tmp}.away`);
+      await symlink('/nonexistent/s3dfs-tmp', tmp);
+      const volumes = new LocalVolumes(true);
+      try {
+        volumes.dataDir(node.id, addr, r.client);
+        await waitFor(async () => volumes.dataDir(node.id, addr, r.client) !== undefined, 5000);
+        expect(volumes.dataDir(node.id, addr, r.client, 'write')).to.equal(undefined);
+      } finally {
+        await rm(tmp);
+        await rename(`${tmp}.away`, tmp);
+      }
+      const fresh = new LocalVolumes(true);
+      fresh.dataDir(node.id, addr, r.client);
+      await waitFor(async () => fresh.dataDir(node.id, addr, r.client, 'write') !== undefined, 5000);
     });
   });
 
