@@ -13,6 +13,8 @@ export interface NodeKpis {
   port: number;
   zone: string | null;
   weight: number;
+  /** What the runtime runs it as: a pid (process runtime) or a container id (docker). */
+  handle: string | null;
   uptimeSec: number | null;
   capacityBytes: number;
   usedBytes: number;
@@ -69,6 +71,7 @@ export function nodeKpis(s: NodeState, now = Date.now()): NodeKpis {
     port: s.row.port,
     zone: s.row.zone,
     weight: Number(s.row.weight),
+    handle: s.row.handle,
     uptimeSec: h?.uptimeSec ?? null,
     capacityBytes: Number(h?.capacityBytes ?? s.row.capacity_bytes),
     usedBytes: Number(h?.usedBytes ?? s.row.used_bytes),

@@ -69,8 +69,8 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
   let monitor: Monitor | undefined;
   const events: RuntimeEvents = {
     onExit: (id, detail) => void monitor?.onExit(id, detail).catch((err) => log.warn({ err }, 'onExit')),
-    onRestart: (id, detail) =>
-      void monitor?.onRestart(id, detail).catch((err) => log.warn({ err }, 'onRestart')),
+    onRestart: (id, detail, handle) =>
+      void monitor?.onRestart(id, detail, handle).catch((err) => log.warn({ err }, 'onRestart')),
   };
   const local = config.dockerHost === undefined || config.dockerHost.startsWith('/');
   const bindHost = net.isIP(config.advertiseHost) ? config.advertiseHost : '0.0.0.0';

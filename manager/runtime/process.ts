@@ -98,7 +98,7 @@ export class ProcessRuntime implements NodeRuntime {
     child.timer = setTimeout(() => {
       if (child.stopping || child.proc !== proc) return;
       this.spawn(child);
-      this.opts.events.onRestart(child.spec.id, `restarted after ${detail}`);
+      this.opts.events.onRestart(child.spec.id, `restarted after ${detail}`, String(child.proc!.pid));
     }, delay);
   }
 

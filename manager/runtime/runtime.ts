@@ -20,7 +20,7 @@ export interface RuntimeEvents {
   /** The node's process or container stopped without being asked to. */
   onExit(id: string, detail: string): void;
   /** The runtime brought it back (same data). */
-  onRestart(id: string, detail: string): void;
+  onRestart(id: string, detail: string, handle?: string): void;
 }
 
 export interface NodeRuntime {

@@ -74,6 +74,9 @@ describe(`manager with the process runtime (${engine.name})`, function () {
     const { body } = await json('/api/nodes');
     const ports = body.nodes.map((n: { port: number }) => n.port).sort();
     expect(ports).to.deep.equal([POOL_LO + 1, POOL_LO + 2, POOL_LO + 3]);
+    for (const n of body.nodes as { id: string; handle: string }[]) {
+      expect(n.handle).to.equal(String((m.runtime as ProcessRuntime).pid(n.id)));
+    }
     const cluster = (await json('/api/cluster')).body;
     expect(cluster).to.include({ nodesUp: 3, nodesTotal: 3, underReplicatedChunks: 0, missingChunks: 0 });
     expect(cluster.ringVersion).to.be.greaterThan(0);
@@ -95,6 +98,8 @@ describe(`manager with the process runtime (${engine.name})`, function () {
     const node = (await json(`/api/nodes/${id}`)).body;
     expect(node.restarts).to.equal(1);
     expect((m.runtime as ProcessRuntime).pid(id)).to.not.equal(pid);
+    // The API names the process it runs as now (the bench finds node processes by it).
+    expect(node.handle).to.equal(String((m.runtime as ProcessRuntime).pid(id)));
     const seq = (await events()).reverse().map((e) => e.to);
     expect(seq.slice(seq.lastIndexOf('down'))).to.deep.equal(['down', 'starting', 'up']);
   });
