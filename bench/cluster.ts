@@ -203,8 +203,7 @@ function containerPid(id: string): number | undefined {
   }
 }
 
-/** Pids of the processes whose parent is `parent` (from /proc). */
-export function childPids(parent: number): number[] {
+function childPids(parent: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;

@@ -137,9 +137,7 @@ class ChunkFanout {
         replica,
         pass,
         failed: false,
-        result: replica.volume
-          ? writeLocal(cluster, replica, this.id, pass, size, this.digest.promise)
-          : replica.client.put(this.id, pass, size),
+        result: this.putReplica(replica, pass),
       };
       // A local replica reads its stream only once the node has begun the write: an abort before
       // that must not be an unhandled 'error' (the failure reaches `result` either way).
@@ -168,6 +166,17 @@ class ChunkFanout {
     this.checkQuorum();
   }
 
+  /**
+   * One replica's write: into its volume directly when it is on this host, else over HTTP to its
+   * node. A streamed body's sha256 is known only at its end (`digest`), which only a local commit
+   * can wait for; over HTTP the node reports what it hashed.
+   */
+  private putReplica(replica: Replica, body: Readable | Buffer, sha256?: string) {
+    return replica.volume
+      ? writeLocal(this.cluster, replica, this.id, body, this.size, sha256 ?? this.digest.promise)
+      : replica.client.put(this.id, body, this.size, sha256);
+  }
+
   private checkQuorum(): void {
     const alive = this.writes.filter((w) => !w.failed).length;
     if (alive < this.opts.writeQuorum) {
@@ -182,13 +191,7 @@ class ChunkFanout {
     let results: PromiseSettledResult<{ sha256: string; size: number }>[];
     if (this.parts) {
       const body = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
-      results = await Promise.allSettled(
-        this.replicas.map((r) =>
-          r.volume
-            ? writeLocal(this.cluster, r, this.id, body, this.size, sha256)
-            : r.client.put(this.id, body, this.size, sha256),
-        ),
-      );
+      results = await Promise.allSettled(this.replicas.map((r) => this.putReplica(r, body, sha256)));
     } else {
       results = await Promise.allSettled(this.writes.map((w) => w.result));
     }

@@ -4,7 +4,6 @@
 import { readFileSync } from 'node:fs';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
-import { childPids } from '../../bench/cluster.js';
 import { bytes, sha256 } from '../helpers/bytes.js';
 import { waitFor } from '../helpers/cluster.js';
 import { tempDir } from '../helpers/db.js';
@@ -19,14 +18,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** Storage node processes whose parent is `parent` (as the process runtime starts them). */
-function nodeChildren(parent: number): number[] {
-  return childPids(parent).filter((pid) => {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.includes('node') && argv.includes('--data');
-  });
 }
 
 describe('s3dfs server killed hard', function () {
@@ -51,7 +42,11 @@ describe('s3dfs server killed hard', function () {
     const data = bytes(3 * 1024 * 1024 + 17, 21);
     await client(server).send(new CreateBucketCommand({ Bucket: 'crash' }));
     await client(server).send(new PutObjectCommand({ Bucket: 'crash', Key: 'kept', Body: data }));
-    const pids = nodeChildren(server.proc.pid!);
+    // The processes the manager runs the nodes as, by the handle its API reports.
+    const res = await fetch(`${server.managerUrl}/api/nodes`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const pids = ((await res.json()) as { nodes: { handle: string }[] }).nodes.map((n) => Number(n.handle));
     expect(pids).to.have.length(3);
     expect(pids.every(alive)).to.equal(true);
 
