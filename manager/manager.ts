@@ -316,9 +316,12 @@ async function onlyHealthyCopies(db: Knex, nodeId: string): Promise<number> {
   return Number(res.rows[0].n);
 }
 
-/** The admin token when S3DFS_ADMIN_TOKEN is unset: made once, kept in settings and a 0600 file. */
+/**
+ * The admin token when S3DFS_ADMIN_TOKEN is unset: made once, kept in settings and a 0600 file. Hex,
+ * not base64url: one in 64 of those starts with '-', which `--token <token>` then reads as a flag.
+ */
 async function generatedAdminToken(db: Knex, dataDir: string): Promise<string> {
-  const token = await getOrCreateSetting(db, 'admin_token', () => randomBytes(24).toString('base64url'));
+  const token = await getOrCreateSetting(db, 'admin_token', () => randomBytes(24).toString('hex'));
   await mkdir(dataDir, { recursive: true });
   const file = path.join(dataDir, 'admin-token');
   await writeFile(file, `${token}\n`, { mode: 0o600 });

@@ -70,6 +70,8 @@ describe('admin CLI', function () {
   it('reads the token from $S3DFS_DATA_DIR/admin-token and the URL from S3DFS_MANAGER_URL', async () => {
     const r = await cli(['ring', '--json'], { S3DFS_DATA_DIR: c.dataDir, S3DFS_MANAGER_URL: c.manager.url });
     expect(r.code, r.stderr).to.equal(0);
+    // Generated, and safe to pass as `--token <token>` (a leading '-' would read as a flag).
+    expect(c.manager.adminToken).to.match(/^[0-9a-f]{48}$/);
     expect(JSON.parse(r.stdout).version).to.equal(c.manager.ring().version);
   });
 
