@@ -2,13 +2,18 @@
 // SDK at default settings, verifies every byte it reads, and reports throughput, latency and
 // resource use next to the machine's own limits and the targets of issue 8.
 
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { statfsSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { type Cluster, externalCluster, startCluster, stopAll } from './cluster.js';
-import { type LimitSizes, type Limits, measureLimits } from './limits.js';
+import { type ClientCeilings, type LimitSizes, type Limits, measureLimits } from './limits.js';
 import { Sampler, type Usage } from './resources.js';
 import { type Result, round } from './stats.js';
 import * as w from './workloads.js';
@@ -117,8 +122,22 @@ function targetFor(name: string): Target | undefined {
   return targets[name];
 }
 
-/** Which machine limit bounds each workload. */
+/** Which limit bounds each workload: the lower of the machine's and the client's own ceiling. */
 function limitFor(
+  name: string,
+  limits: Limits,
+  client: ClientCeilings,
+): { name: string; value: number; metric: 'mbPerSec' | 'opsPerSec' } | null {
+  const machine = machineLimitFor(name, limits);
+  const metric = machine?.metric ?? 'opsPerSec';
+  const ceiling = client[name]?.[metric];
+  if (ceiling === undefined || ceiling <= 0) return machine;
+  if (machine && machine.value <= ceiling) return machine;
+  const unit = metric === 'mbPerSec' ? 'MB/s' : name.startsWith('ListObjectsV2') ? 'pages/s' : 'ops/s';
+  return { name: `client alone ${unit}`, value: ceiling, metric };
+}
+
+function machineLimitFor(
   name: string,
   limits: Limits,
 ): { name: string; value: number; metric: 'mbPerSec' | 'opsPerSec' } | null {
@@ -231,6 +250,7 @@ async function main(): Promise<void> {
         log('measuring machine limits');
         limits = await measureLimits(cluster.dataDir ?? os.tmpdir(), o.quick ? quickLimits : fullLimits);
         log(`limits: ${JSON.stringify(limits)}`);
+        limits.client = await measureClientCeilings(sizes, only, log);
       }
       await sampler.start();
       runs.push(await runWorkloads(cluster, sampler, sizes, only, log));
@@ -284,6 +304,7 @@ async function runWorkloads(
   sizes: w.Sizes,
   only: Set<Group>,
   log: (msg: string) => void,
+  nullServer = false,
 ): Promise<RunRow[]> {
   const s3 = w.client(cluster);
   try {
@@ -381,8 +402,10 @@ async function runWorkloads(
       );
     }
     if (only.has('list')) {
-      log(`preloading ${sizes.listKeys} keys for the listing (untimed)`);
-      const preload = await w.preloadListing(ctx);
+      // The null server lists keys it never stored.
+      const preload = nullServer
+        ? { keys: Array.from({ length: sizes.listKeys }, (_, i) => w.listKey(i)), failed: 0 }
+        : await w.preloadListing(ctx);
       await run(
         'listing',
         () => w.listing(ctx, preload),
@@ -408,6 +431,60 @@ async function runWorkloads(
     return rows;
   } finally {
     s3.destroy();
+  }
+}
+
+const nullS3Path = path.join(path.dirname(fileURLToPath(import.meta.url)), 'null-s3.js');
+/** Enough to settle a rate; the ceilings run before the cluster's workloads, in run 1 only. */
+const ceilingTimeLimitMs = 10_000;
+
+/**
+ * The client side's ceiling per workload: the same workloads (the SDK at default settings and the
+ * bench's byte checks) against null-s3.js, an endpoint in its own process that stores nothing and
+ * answers at once. No result can beat its ceiling; on a 2-core machine the cluster also shares the
+ * cores with this client, so the ratio shows how much the server side costs on top of it.
+ */
+async function measureClientCeilings(
+  sizes: w.Sizes,
+  only: Set<Group>,
+  log: (msg: string) => void,
+): Promise<ClientCeilings> {
+  const groups = new Set([...only].filter((g) => g !== 'mixed' && g !== 'upload16'));
+  if (groups.size === 0) return {};
+  const child = spawn(process.execPath, [nullS3Path, JSON.stringify(sizes)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  try {
+    const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+    const cluster = externalCluster(`http://127.0.0.1:${Number(line)}`, 'null', 'null-secret');
+    const limited = {
+      ...sizes,
+      workloadTimeLimitMs: Math.min(sizes.workloadTimeLimitMs, ceilingTimeLimitMs),
+    };
+    // Two passes, the best of each kept: the first also warms up the SDK's and the bench's code.
+    const out: ClientCeilings = {};
+    for (let pass = 1; pass <= 2; pass++) {
+      const say = (m: string) => log(`client alone, pass ${pass}: ${m}`);
+      for (const { result: r } of await runWorkloads(
+        cluster,
+        new Sampler(cluster),
+        limited,
+        groups,
+        say,
+        true,
+      )) {
+        if (r.errors > 0 || r.ops === 0) continue;
+        const best = out[r.name];
+        out[r.name] = {
+          opsPerSec: Math.max(best?.opsPerSec ?? 0, r.opsPerSec),
+          mbPerSec: Math.max(best?.mbPerSec ?? 0, r.mbPerSec),
+        };
+      }
+    }
+    return out;
+  } finally {
+    child.stdin!.end();
+    child.kill();
   }
 }
 
@@ -477,7 +554,7 @@ function aggregate(runs: RunRow[][], limits: Limits, metadata: string): Row[] {
 
 function toRow(r: Result, usage: Usage, limits: Limits, metadata: string): Omit<Row, 'runs'> {
   const t = targetFor(r.name);
-  const l = limitFor(r.name, limits);
+  const l = limitFor(r.name, limits, limits.client);
   const notes = [...r.notes];
   let target: Row['target'] = null;
   if (t && 'atLeast' in t) target = { ...t, met: r[t.metric] >= t.atLeast };
@@ -557,6 +634,13 @@ function printTable(
       `md5 ${limits.md5MBps} MB/s, sha256 ${limits.sha256MBps} MB/s, md5+sha256 ${limits.md5PlusSha256MBps} MB/s, ` +
       `loopback HTTP ${limits.loopbackHttpMBps} MB/s`,
   );
+  const ceilings = Object.entries(limits.client).map(([name, c]) => {
+    const byBytes = /MiB|GiB|large/.test(name);
+    const unit = byBytes ? 'MB/s' : name.startsWith('ListObjectsV2') ? 'pages/s' : 'ops/s';
+    return `${name} ${byBytes ? c.mbPerSec : c.opsPerSec} ${unit}`;
+  });
+  if (ceilings.length > 0)
+    console.log(`client alone (SDK + checks vs a null server): ${ceilings.join(', ')}`);
   if (serverRss !== null) {
     console.log(
       `server peak RSS ${serverRss} MB (target: gateway < ${gatewayRssTargetMb} MB` +

@@ -10,6 +10,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { pool, round } from './stats.js';
 
+/** Per workload name: what the client side alone reaches (measured by bench.ts against null-s3.js). */
+export type ClientCeilings = Record<string, { opsPerSec: number; mbPerSec: number }>;
+
 export interface Limits {
   /** Three files written at once with fsync, MB/s of one copy: the bound on an R=3 write. */
   disk3xMBps: number;
@@ -21,6 +24,7 @@ export interface Limits {
   md5PlusSha256MBps: number;
   /** One HTTP stream over 127.0.0.1, client here, server in another process. */
   loopbackHttpMBps: number;
+  client: ClientCeilings;
 }
 
 export interface LimitSizes {
@@ -42,7 +46,15 @@ export async function measureLimits(dir: string, sizes: LimitSizes): Promise<Lim
     const sha256MBps = hashRate(['sha256'], sizes.hashBytes);
     const md5PlusSha256MBps = hashRate(['md5', 'sha256'], sizes.hashBytes);
     const loopbackHttpMBps = await loopbackHttp(sizes.loopbackBytes);
-    return { disk3xMBps, smallFsyncOpsPerSec, md5MBps, sha256MBps, md5PlusSha256MBps, loopbackHttpMBps };
+    return {
+      disk3xMBps,
+      smallFsyncOpsPerSec,
+      md5MBps,
+      sha256MBps,
+      md5PlusSha256MBps,
+      loopbackHttpMBps,
+      client: {},
+    };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -61,7 +61,7 @@ const seed = {
 };
 
 const smallKey = (i: number) => `small/${String(i).padStart(6, '0')}`;
-const listKey = (i: number) => `list/${String(i).padStart(6, '0')}`;
+export const listKey = (i: number) => `list/${String(i).padStart(6, '0')}`;
 const uploadKey = (i: number) => `upload/${i}`;
 
 /** An S3 client at the SDK's default settings, as an application would make one. */
@@ -175,10 +175,13 @@ export async function smallDelete(ctx: Ctx, written: number): Promise<Recorder> 
 /** Untimed: fills the list/ prefix with listKeys empty objects for the listing to page over. */
 export async function preloadListing(ctx: Ctx): Promise<{ keys: string[]; failed: number }> {
   const { listKeys, smallConcurrency } = ctx.sizes;
+  ctx.log(`preloading ${listKeys} keys for the listing (untimed)`);
   const landed: boolean[] = [];
   await pool(listKeys, smallConcurrency, Number.POSITIVE_INFINITY, async (i) => {
     try {
-      await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket, Key: listKey(i), Body: '' }));
+      await ctx.s3.send(
+        new PutObjectCommand({ Bucket: ctx.bucket, Key: listKey(i), Body: '', ContentLength: 0 }),
+      );
       landed[i] = true;
     } catch {
       // Counted below; the listing then expects only the keys that landed.
@@ -308,6 +311,24 @@ export async function checkUploads(ctx: Ctx, landed: number[]): Promise<Recorder
 
 export const largeKey = { key: 'large', seed: seed.large };
 export const mediumKey = { key: 'medium/0', seed: seed.medium(0) };
+
+/**
+ * What a GET of key returns, for the null server (null-s3.ts): its seed and size, and whether the
+ * real server answers it with a whole-object checksum the SDK then validates (objects stored by
+ * PutObject; a multipart object's checksum is composite, which the SDK does not check).
+ */
+export function objectOf(
+  key: string,
+  sizes: Sizes,
+): { seed: number; size: number; wholeChecksum: boolean } | undefined {
+  if (key === largeKey.key) return { seed: seed.large, size: sizes.largeBytes, wholeChecksum: false };
+  const m = /^(medium|small)\/(\d+)$/.exec(key);
+  if (!m) return undefined;
+  const i = Number(m[2]);
+  return m[1] === 'medium'
+    ? { seed: seed.medium(i), size: sizes.mediumBytes, wholeChecksum: true }
+    : { seed: seed.small(i), size: sizes.smallBytes, wholeChecksum: true };
+}
 
 /**
  * Reads and writes at once while one storage node is killed with SIGKILL a third of the way in.
