@@ -1,5 +1,5 @@
 import Koa from 'koa';
-import { randomId } from '../lib/ids.js';
+import { newRequestId } from '../lib/ids.js';
 import type { Gateway, RequestCtx } from './handlers/context.js';
 import { dispatch } from './handlers/dispatch.js';
 import { errorXml, type S3Error, toS3Error } from './s3/errors.js';
@@ -21,7 +21,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(async (koa) => {
     const started = process.hrtime.bigint();
-    const requestId = randomId(8).toUpperCase();
+    const requestId = newRequestId();
     const log = deps.log.child({ requestId });
     koa.set('x-amz-request-id', requestId);
     koa.set('x-amz-id-2', requestId);

@@ -12,7 +12,19 @@ export function isChunkId(id: string): boolean {
   return chunkIdPattern.test(id);
 }
 
-/** Short random ids for nodes, uploads and request ids. */
+/** Short random ids for nodes, uploads and temp files. */
 export function randomId(bytes = 8): string {
   return randomBytes(bytes).toString('hex');
+}
+
+/**
+ * Request ids: a random prefix per process and a counter, 16 uppercase hex characters like S3's.
+ * Unique without a call into the CSPRNG per request, which cost more than the id is worth.
+ */
+const requestIdPrefix = randomBytes(4).toString('hex').toUpperCase();
+let requestCounter = 0;
+
+export function newRequestId(): string {
+  requestCounter = (requestCounter + 1) % 0x100000000;
+  return requestIdPrefix + requestCounter.toString(16).toUpperCase().padStart(8, '0');
 }

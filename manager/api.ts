@@ -5,7 +5,7 @@ import Router from '@koa/router';
 import type { Knex } from 'knex';
 import Koa from 'koa';
 import { BadRequest, Conflict, DomainError, NotFound, Unavailable } from '../lib/errors.js';
-import { randomId } from '../lib/ids.js';
+import { newRequestId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import { LIMITS } from './config.js';
 import { consoleStatic, registerConsoleRoutes } from './console.js';
@@ -42,7 +42,7 @@ export function createApi(ops: ClusterOps, adminToken: string, logger: Logger, d
 
   app.use(async (ctx, next) => {
     const started = Date.now();
-    const requestId = randomId();
+    const requestId = newRequestId();
     ctx.set('x-request-id', requestId);
     try {
       await next();

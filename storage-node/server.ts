@@ -22,7 +22,7 @@ import {
   Unauthorized,
 } from '../lib/chunk-store.js';
 import { BadRequest, Conflict, Corrupt, InsufficientStorage, NotFound, Unavailable } from '../lib/errors.js';
-import { randomId } from '../lib/ids.js';
+import { newRequestId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import { readExactly } from '../lib/streams.js';
 import type { FsChunkStore, NodeIdentity } from './store.js';
@@ -125,7 +125,7 @@ class NodeHandler {
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
-    const log = this.opts.logger.child({ reqId: randomId(6) });
+    const log = this.opts.logger.child({ reqId: newRequestId() });
     res.on('close', () => {
       const line = {
         method: req.method,
