@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { newKeyPair } from '../lib/ids.js';
 
 // Access keys. The root pair comes from S3DFS_ACCESS_KEY/S3DFS_SECRET_KEY, or is generated once
 // and kept in the database (shared by every gateway) and in DATA_DIR/credentials.json for the
@@ -28,11 +28,7 @@ export async function ensureRootCredentials(
   if (row) {
     creds = { accessKey: row.access_key, secretKey: row.secret_key, generated: false };
   } else {
-    creds = {
-      accessKey: `S3DFS${randomBytes(8).toString('hex').toUpperCase()}`,
-      secretKey: randomBytes(30).toString('base64url'),
-      generated: true,
-    };
+    creds = { ...newKeyPair(), generated: true };
     await db('credentials').insert({
       access_key: creds.accessKey,
       secret_key: creds.secretKey,

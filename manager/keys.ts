@@ -2,11 +2,11 @@
 // `POST /api/keys` {description?} → {accessKey, secretKey, description} (the only time a secret is
 // shown), `DELETE /api/keys/:accessKey` (not the root key). Gateways read the `credentials` table
 // through a short cache (gateway/credentials.ts), so a deleted key stops working within seconds.
-import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Knex } from 'knex';
 import type Koa from 'koa';
 import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
+import { newKeyPair } from '../lib/ids.js';
 
 /** A sentence for a person, not a document. */
 const DESCRIPTION_CHARS_MAX = 256;
@@ -40,9 +40,8 @@ export function registerKeyRoutes(router: Router, db: Knex): void {
     const [{ n }] = await db('credentials').count({ n: '*' });
     if (Number(n) >= KEYS_MAX)
       throw new Conflict(`there are already ${KEYS_MAX} access keys; delete some first`);
-    // The same shape as the generated root key: letters and digits, like AWS access key ids.
-    const accessKey = `S3DFS${randomBytes(8).toString('hex').toUpperCase()}`;
-    const secretKey = randomBytes(30).toString('base64url');
+    // The same shape as the generated root key.
+    const { accessKey, secretKey } = newKeyPair();
     await db('credentials').insert({
       access_key: accessKey,
       secret_key: secretKey,
