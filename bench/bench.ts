@@ -161,7 +161,8 @@ interface RunRow {
 
 interface Row extends Result {
   usage: Usage;
-  target: (Target & { met: boolean }) | null;
+  /** clientCeiling: the client alone's figure, when it is below the target (no server could meet it). */
+  target: (Target & { met: boolean; clientCeiling?: number }) | null;
   limit: { name: string; value: number; ratio: number } | null;
   /** Each run's own values, in run order. */
   runs: (Omit<Result, 'name' | 'notes'> & { usage: Usage })[];
@@ -557,7 +558,17 @@ function toRow(r: Result, usage: Usage, limits: Limits, metadata: string): Omit<
   const l = limitFor(r.name, limits, limits.client);
   const notes = [...r.notes];
   let target: Row['target'] = null;
-  if (t && 'atLeast' in t) target = { ...t, met: r[t.metric] >= t.atLeast };
+  if (t && 'atLeast' in t) {
+    target = { ...t, met: r[t.metric] >= t.atLeast };
+    const ceiling = limits.client[r.name]?.[t.metric];
+    if (ceiling !== undefined && ceiling < t.atLeast) {
+      target.clientCeiling = ceiling;
+      notes.push(
+        `target ≥${t.atLeast} is above what the client alone reaches on this machine (${ceiling}): ` +
+          `unreachable here whatever the server does`,
+      );
+    }
+  }
   // The target is the gateway's; the server's RSS is only that when PGlite is not in it too.
   if (t && 'atMost' in t && usage.serverPeakRssMb !== null) {
     if (metadata === 'pglite') {
