@@ -20,7 +20,7 @@ COPY package.json ./
 COPY node_modules ./node_modules
 COPY ${DIST_DIR} ./dist
 VOLUME /data
-ENTRYPOINT ["node", "/app/dist/bin/s3dfs.js"]
+ENTRYPOINT ["node", "--initial-old-space-size=64", "/app/dist/bin/s3dfs.js"]
 CMD ["node"]
 
 FROM ${BUILD_IMAGE} AS build
@@ -43,5 +43,5 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 VOLUME /data
-ENTRYPOINT ["node", "/app/dist/bin/s3dfs.js"]
+ENTRYPOINT ["node", "--initial-old-space-size=64", "/app/dist/bin/s3dfs.js"]
 CMD ["node"]

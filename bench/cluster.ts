@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeFlags } from '../lib/node-flags.js';
 
 /** The compiled CLI next to this compiled bench, whatever outDir it was built into. */
 export const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/s3dfs.js');
@@ -94,7 +95,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const logPath = path.join(dataDir, 'server.log');
   const logFd = openSync(logPath, 'a');
   const execArgv = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [];
-  const proc = spawn(process.execPath, [...execArgv, binPath, 'server'], {
+  const proc = spawn(process.execPath, [...nodeFlags, ...execArgv, binPath, 'server'], {
     env,
     stdio: ['ignore', logFd, logFd],
   });

@@ -1,6 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 // The one binary: `s3dfs server` (everything, embedded defaults), or one piece at a time.
 import { ConfigError } from '../lib/config.js';
+import { hasNodeFlags, nodeFlags } from '../lib/node-flags.js';
 import { ADMIN_COMMANDS, adminUsage } from './cli.js';
 
 const usage = `usage: s3dfs <command> [options]
@@ -17,8 +18,17 @@ ${adminUsage}
 
 Configuration is read from S3DFS_* environment variables; see the README.`;
 
+/** The services that move object bytes; they want the V8 flags of lib/node-flags.ts. */
+const byteMovers = new Set(['server', 'gateway', 'node']);
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
+  if (byteMovers.has(command) && !hasNodeFlags()) {
+    console.error(
+      `s3dfs: started without node ${nodeFlags.join(' ')}: large transfers then cost about twice the CPU ` +
+        `in garbage collection (npm start, the s3dfs bin and the Docker image pass it)`,
+    );
+  }
   switch (command) {
     case 'server':
       return (await import('./server.js')).runServer(args);

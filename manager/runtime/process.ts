@@ -6,6 +6,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../lib/logger.js';
+import { nodeFlags } from '../../lib/node-flags.js';
 import type { NodeRuntime, NodeSpec, RuntimeEvents, RuntimeState } from './runtime.js';
 
 /** First restart delay; doubled per crash in a row up to the max, so a crash loop stays cheap. */
@@ -66,7 +67,7 @@ export class ProcessRuntime implements NodeRuntime {
     const args = [s3dfsBin, 'node', '--port', String(spec.port), '--data', this.nodeDir(spec.id)];
     args.push('--id', spec.id, '--host', this.opts.bindHost);
     if (spec.capacityBytes) args.push('--capacity', String(spec.capacityBytes));
-    const proc = spawn(process.execPath, args, {
+    const proc = spawn(process.execPath, [...nodeFlags, ...args], {
       env: {
         ...process.env,
         S3DFS_CLUSTER_SECRET: this.opts.clusterSecret,

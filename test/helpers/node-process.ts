@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { nodeFlags } from '../../lib/node-flags.js';
 
 /** The compiled CLI next to this compiled helper, whatever outDir it was built into. */
 export const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/s3dfs.js');
@@ -66,7 +67,7 @@ export async function startNodeProcess(opts: NodeProcessOptions): Promise<NodePr
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   if (opts.secret !== undefined) env.S3DFS_CLUSTER_SECRET = opts.secret;
 
-  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeFlags, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (s: string) => {
     stderr += s;

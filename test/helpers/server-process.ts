@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
+import { nodeFlags } from '../../lib/node-flags.js';
 import { binPath } from './node-process.js';
 
 // Migrations, the manager and three node processes on a busy 2-core machine.
@@ -53,7 +54,10 @@ export async function startServerProcess(opts: ServerProcessOptions): Promise<Se
   delete env.S3DFS_ACCESS_KEY;
   delete env.S3DFS_SECRET_KEY;
   delete env.DATABASE_URL;
-  const proc = spawn(process.execPath, [binPath, 'server'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeFlags, binPath, 'server'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => {
     out += d.toString();

@@ -20,6 +20,7 @@ import { loadGatewayConfig } from '../../gateway/config.js';
 import { type RunningGateway, startGateway } from '../../gateway/main.js';
 import { type Knex, openDb } from '../../lib/db.js';
 import { createLogger } from '../../lib/logger.js';
+import { nodeFlags } from '../../lib/node-flags.js';
 import { loadManagerConfig } from '../../manager/config.js';
 import { type ManagerHandle, startManager } from '../../manager/manager.js';
 import type { ProcessRuntime } from '../../manager/runtime/process.js';
@@ -41,7 +42,7 @@ interface GatewayProcess {
 }
 
 async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
-  const proc = spawn(process.execPath, [binPath, 'gateway'], {
+  const proc = spawn(process.execPath, [...nodeFlags, binPath, 'gateway'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
