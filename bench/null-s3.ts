@@ -29,6 +29,7 @@ function xml(res: http.ServerResponse, body: string): void {
   res.end(body);
 }
 
+/** A page as the real server writes it for the bench's keys (stored by PutObject with the SDK's CRC32). */
 function listPage(res: http.ServerResponse, q: URLSearchParams): void {
   const max = Math.min(Number(q.get('max-keys') ?? 1000), 1000);
   const from = Number(q.get('continuation-token') ?? 0);
@@ -36,7 +37,7 @@ function listPage(res: http.ServerResponse, q: URLSearchParams): void {
   let body = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>${q.get('prefix') ?? ''}</Prefix><KeyCount>${to - from}</KeyCount><MaxKeys>${max}</MaxKeys><IsTruncated>${to < sizes.listKeys}</IsTruncated>`;
   if (to < sizes.listKeys) body += `<NextContinuationToken>${to}</NextContinuationToken>`;
   for (let i = from; i < to; i++) {
-    body += `<Contents><Key>${listKey(i)}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass></Contents>`;
+    body += `<Contents><Key>${listKey(i)}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass><ChecksumAlgorithm>CRC32</ChecksumAlgorithm><ChecksumType>FULL_OBJECT</ChecksumType></Contents>`;
   }
   xml(res, `${body}</ListBucketResult>`);
 }
