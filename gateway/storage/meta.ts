@@ -425,26 +425,20 @@ export class MetaStore {
 
   /** Chunks of an object overlapping [start, end] (inclusive), in order, with their replicas. */
   async chunksOf(objectId: number, start = 0, end = Number.MAX_SAFE_INTEGER): Promise<StoredChunk[]> {
-    const rows = await this.db('chunks as c')
-      .leftJoin('chunk_replicas as r', function () {
-        this.on('r.chunk_id', 'c.id').andOnVal('r.state', 'ok');
-      })
-      .where('c.object_id', objectId)
-      .andWhere('c.offset', '<=', end)
-      .andWhereRaw('c.offset + c.size > ?', [start])
-      .groupBy('c.id', 'c.seq', 'c.offset', 'c.size', 'c.sha256', 'c.part_number')
-      .orderBy('c.seq')
-      .select(
-        'c.id',
-        'c.seq',
-        'c.offset',
-        'c.size',
-        'c.sha256',
-        'c.part_number',
-        this.db.raw('coalesce(array_agg(r.node_id) filter (where r.node_id is not null), ?) as node_ids', [
-          this.db.raw("'{}'::text[]"),
-        ]),
-      );
+    // Every GET of a chunked object runs this: prepared, so Postgres plans it once per connection.
+    const res = await this.db
+      .raw(
+        `select c.id, c.seq, c."offset", c.size, c.sha256, c.part_number,
+                coalesce(array_agg(r.node_id) filter (where r.node_id is not null), '{}'::text[]) as node_ids
+           from chunks c
+           left join chunk_replicas r on r.chunk_id = c.id and r.state = 'ok'
+          where c.object_id = ?::bigint and c."offset" <= ?::bigint and c."offset" + c.size > ?::bigint
+          group by c.id, c.seq, c."offset", c.size, c.sha256, c.part_number
+          order by c.seq`,
+        [objectId, end, start],
+      )
+      .options(prepared('chunks-of'));
+    const rows = res.rows;
     return rows.map((r: Record<string, unknown>) => ({
       id: r.id as string,
       seq: Number(r.seq),
