@@ -2,18 +2,21 @@
 // SDK at default settings, verifies every byte it reads, and reports throughput, latency and
 // resource use next to the machine's own limits and the targets of issue 8.
 
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { type Cluster, externalCluster, startCluster, stopAll } from './cluster.js';
-import { type ClientCeilings, type LimitSizes, type Limits, measureLimits } from './limits.js';
+import {
+  type ClientCeilings,
+  type LimitSizes,
+  type Limits,
+  measureLimits,
+  withChildServer,
+} from './limits.js';
 import { Sampler, type Usage } from './resources.js';
 import { type Result, round } from './stats.js';
 import * as w from './workloads.js';
@@ -126,15 +129,19 @@ function targetFor(name: string): Target | undefined {
 function limitFor(
   name: string,
   limits: Limits,
-  client: ClientCeilings,
 ): { name: string; value: number; metric: 'mbPerSec' | 'opsPerSec' } | null {
   const machine = machineLimitFor(name, limits);
   const metric = machine?.metric ?? 'opsPerSec';
-  const ceiling = client[name]?.[metric];
+  const ceiling = limits.client[name]?.[metric];
   if (ceiling === undefined || ceiling <= 0) return machine;
   if (machine && machine.value <= ceiling) return machine;
-  const unit = metric === 'mbPerSec' ? 'MB/s' : name.startsWith('ListObjectsV2') ? 'pages/s' : 'ops/s';
-  return { name: `client alone ${unit}`, value: ceiling, metric };
+  return { name: `client alone ${unitOf(name, metric)}`, value: ceiling, metric };
+}
+
+/** How a workload's figure reads: a listing's operations are pages. */
+function unitOf(name: string, metric: 'mbPerSec' | 'opsPerSec'): string {
+  if (metric === 'mbPerSec') return 'MB/s';
+  return name.startsWith('ListObjectsV2') ? 'pages/s' : 'ops/s';
 }
 
 function machineLimitFor(
@@ -452,12 +459,8 @@ async function measureClientCeilings(
 ): Promise<ClientCeilings> {
   const groups = new Set([...only].filter((g) => g !== 'mixed' && g !== 'upload16'));
   if (groups.size === 0) return {};
-  const child = spawn(process.execPath, [nullS3Path, JSON.stringify(sizes)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  try {
-    const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
-    const cluster = externalCluster(`http://127.0.0.1:${Number(line)}`, 'null', 'null-secret');
+  return withChildServer([nullS3Path, JSON.stringify(sizes)], async (port) => {
+    const cluster = externalCluster(`http://127.0.0.1:${port}`, 'null', 'null-secret');
     const limited = {
       ...sizes,
       workloadTimeLimitMs: Math.min(sizes.workloadTimeLimitMs, ceilingTimeLimitMs),
@@ -483,10 +486,7 @@ async function measureClientCeilings(
       }
     }
     return out;
-  } finally {
-    child.stdin!.end();
-    child.kill();
-  }
+  });
 }
 
 /**
@@ -555,7 +555,7 @@ function aggregate(runs: RunRow[][], limits: Limits, metadata: string): Row[] {
 
 function toRow(r: Result, usage: Usage, limits: Limits, metadata: string): Omit<Row, 'runs'> {
   const t = targetFor(r.name);
-  const l = limitFor(r.name, limits, limits.client);
+  const l = limitFor(r.name, limits);
   const notes = [...r.notes];
   let target: Row['target'] = null;
   if (t && 'atLeast' in t) {
@@ -614,7 +614,7 @@ function printTable(
     const byBytes =
       r.target?.metric === 'mbPerSec' || (r.target?.metric !== 'opsPerSec' && r.bytes > r.ops * 65536);
     const metric = byBytes ? 'mbPerSec' : 'opsPerSec';
-    const unit = r.name.startsWith('ListObjectsV2') ? 'pages/s' : byBytes ? 'MB/s' : 'ops/s';
+    const unit = unitOf(r.name, metric);
     const values = r.runs.map((x) => x[metric]);
     const spread = runCount > 1 ? ` (${Math.min(...values)}–${Math.max(...values)})` : '';
     const main = `${r[metric]} ${unit}${spread}`;
@@ -646,9 +646,8 @@ function printTable(
       `loopback HTTP ${limits.loopbackHttpMBps} MB/s`,
   );
   const ceilings = Object.entries(limits.client).map(([name, c]) => {
-    const byBytes = /MiB|GiB|large/.test(name);
-    const unit = byBytes ? 'MB/s' : name.startsWith('ListObjectsV2') ? 'pages/s' : 'ops/s';
-    return `${name} ${byBytes ? c.mbPerSec : c.opsPerSec} ${unit}`;
+    const metric = /MiB|GiB|large/.test(name) ? 'mbPerSec' : 'opsPerSec';
+    return `${name} ${c[metric]} ${unitOf(name, metric)}`;
   });
   if (ceilings.length > 0)
     console.log(`client alone (SDK + checks vs a null server): ${ceilings.join(', ')}`);

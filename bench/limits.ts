@@ -119,11 +119,23 @@ process.stdin.on('end', () => process.exit(0));
 process.stdin.resume();
 `;
 
-async function loopbackHttp(bytes: number): Promise<number> {
-  const child = spawn(process.execPath, ['-e', sinkServer], { stdio: ['pipe', 'pipe', 'inherit'] });
+/**
+ * Runs a server script in a child process (it prints its port as its first line and exits when its
+ * stdin closes), so it gets a core of its own, and hands `use` the port.
+ */
+export async function withChildServer<T>(args: string[], use: (port: number) => Promise<T>): Promise<T> {
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
     const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
-    const port = Number(line);
+    return await use(Number(line));
+  } finally {
+    child.stdin!.end();
+    child.kill();
+  }
+}
+
+function loopbackHttp(bytes: number): Promise<number> {
+  return withChildServer(['-e', sinkServer], async (port) => {
     const buf = randomBytes(writeBytes);
     const t0 = performance.now();
     const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/' });
@@ -137,8 +149,5 @@ async function loopbackHttp(bytes: number): Promise<number> {
     for await (const c of res) body += c;
     if (Number(body) !== bytes) throw new Error(`loopback: server got ${body} of ${bytes} bytes`);
     return round(bytes / 1e6 / ((performance.now() - t0) / 1000), 1);
-  } finally {
-    child.stdin!.end();
-    child.kill();
-  }
+  });
 }

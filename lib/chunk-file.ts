@@ -4,6 +4,7 @@
 // agree on the layout, the durability and the check.
 //
 //   <chunksDir>/ab/cd/<id>.<sha256>   fanned out by the id's first two bytes
+//   <tmpDir>/<id>.<random>.tmp         a chunk being written, renamed into place once durable
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
@@ -13,9 +14,22 @@ import { pipeline } from 'node:stream/promises';
 import { type ByteRange, RangeNotSatisfiable } from './chunk-store.js';
 import { BadRequest, Corrupt, NotFound } from './errors.js';
 import { sha256OfFd } from './file-hash.js';
+import { randomId } from './ids.js';
 
 /** A chunk file's name: 32 hex id, a dot, 64 hex sha256. */
 export const chunkFilePattern = /^([0-9a-f]{32})\.([0-9a-f]{64})$/;
+
+const tempFilePattern = /^([0-9a-f]{32})\.[0-9a-f]+\.tmp$/;
+
+/** A new temp file name for chunk `id` in a volume's tmp/. */
+export function tempFileName(id: string): string {
+  return `${id}.${randomId(6)}.tmp`;
+}
+
+/** Whether `name` is a temp file name tempFileName(id) could have made (no path, no other chunk). */
+export function isTempFileName(name: string, id: string): boolean {
+  return tempFilePattern.exec(name)?.[1] === id;
+}
 
 // A streamed write buffers at most about this much (by default) while its previous batch is on its
 // way to disk.

@@ -9,6 +9,7 @@
 // NODE_OPTIONS, so it goes on the command line.
 export const nodeFlags = ['--initial-old-space-size=64'];
 
-export function hasNodeFlags(execArgv: string[] = process.execArgv): boolean {
-  return nodeFlags.every((f) => execArgv.includes(f));
+/** Whether this process was started with them. */
+export function hasNodeFlags(): boolean {
+  return nodeFlags.every((f) => process.execArgv.includes(f));
 }

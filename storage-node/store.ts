@@ -19,6 +19,7 @@ import {
   chunkFilePattern,
   chunkLeafDir,
   readChunkFile,
+  tempFileName,
   volumeDirs,
   writeChunkFile,
 } from '../lib/chunk-file.js';
@@ -134,7 +135,7 @@ export class FsChunkStore implements ChunkStore {
       throw err;
     }
     this.reservedBytes += size;
-    const tmp = path.join(this.tmpDir, `${id}.${randomId(6)}.tmp`);
+    const tmp = path.join(this.tmpDir, tempFileName(id));
     try {
       const actual = (await writeChunkFile(tmp, body, size, { create: true, hash: true }))!;
       if (sha256 !== undefined && actual !== sha256) {
@@ -159,7 +160,7 @@ export class FsChunkStore implements ChunkStore {
     this.checkPut(id, size);
     // Reserved before anything is awaited, so concurrent begins cannot all pass the check.
     this.reservedBytes += size;
-    const name = `${id}.${randomId(6)}.tmp`;
+    const name = tempFileName(id);
     const file = path.join(this.tmpDir, name);
     try {
       await (await open(file, 'wx')).close();

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { volumeDirs, writeChunkFile } from '../../lib/chunk-file.js';
+import { isTempFileName, volumeDirs, writeChunkFile } from '../../lib/chunk-file.js';
 import { BadRequest, IncompleteBody, Unavailable } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
 import type { ClusterView, Replica } from './cluster.js';
@@ -244,7 +244,7 @@ async function writeLocal(
   let name: string | undefined;
   try {
     name = await replica.client.beginLocalWrite(id, size);
-    if (!tempNamePattern.test(name) || !name.startsWith(id)) {
+    if (!isTempFileName(name, id)) {
       throw new Unavailable(`node ${replica.node.id} named temp file ${name}`);
     }
     await writeChunkFile(path.join(volumeDirs(replica.volume!).tmp, name), body, size, {
@@ -270,8 +270,6 @@ async function writeLocal(
  * gateway's memory.
  */
 const localWriteBatchBytes = 1024 * 1024;
-/** A temp file name as a node hands it out (FsChunkStore.beginLocalWrite): `<id>.<hex>.tmp`. */
-const tempNamePattern = /^[0-9a-f]{32}\.[0-9a-f]+\.tmp$/;
 
 function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
   let resolve!: (v: T) => void;
