@@ -49,6 +49,12 @@ export interface HealConfig {
   repairConcurrency: number;
   /** Cap on copy bandwidth in bytes/s across all copies; 0: no cap. */
   repairBytesPerSec: number;
+  /**
+   * Chunks of deleted or overwritten objects keep their bytes this long before GC removes them: a
+   * GET that began before the delete holds the chunk list of the version it started and must be
+   * able to finish it (Ceph's RGW waits 2 h for the same reason).
+   */
+  gcGraceMs: number;
   /** Files on a node that metadata does not know are deleted only when older than this. */
   orphanGraceMs: number;
   /** Each node's inventory is walked (orphans, lost replicas) at least this often. */
@@ -74,6 +80,7 @@ function loadHealConfig(r: EnvReader): HealConfig {
     repairGraceMs: r.int('S3DFS_REPAIR_GRACE_MS', 300_000, 0, 7 * 86_400_000),
     repairConcurrency: r.int('S3DFS_REPAIR_CONCURRENCY', 4, 1, LIMITS.repairConcurrencyMax),
     repairBytesPerSec: r.bytes('S3DFS_REPAIR_BYTES_PER_SEC', 0, 0, Number.MAX_SAFE_INTEGER),
+    gcGraceMs: r.int('S3DFS_GC_GRACE_MS', 3_600_000, 0, 7 * 86_400_000),
     orphanGraceMs: r.int('S3DFS_ORPHAN_GRACE_MS', 6 * 3_600_000, 0, 30 * 86_400_000),
     inventoryIntervalMs: r.int('S3DFS_INVENTORY_INTERVAL_MS', 3_600_000, 100, 30 * 86_400_000),
     scrubBytesPerSec: r.bytes('S3DFS_SCRUB_BYTES_PER_SEC', 4 * 1024 ** 2, 0, Number.MAX_SAFE_INTEGER),

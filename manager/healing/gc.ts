@@ -1,5 +1,6 @@
 // Garbage collection of the delete queue: chunks that no object or part needs any more (deleted,
-// overwritten, aborted). Their bytes are deleted from every node that has a replica row; a node that
+// overwritten, aborted), once they have been queued for the grace period (reads already streaming
+// them finish first). Their bytes are deleted from every node that has a replica row; a node that
 // cannot be reached makes the chunk wait (backoff through not_before/attempts). Rows go last: the
 // replica row after its bytes, the chunk and queue rows when no replica is left.
 import { classify, eachLimit, type HealContext } from './context.js';
@@ -28,6 +29,8 @@ export async function gcPass(ctx: HealContext): Promise<void> {
   const rows: QueueRow[] = await ctx
     .db('delete_queue')
     .where('not_before', '<=', new Date())
+    // The database's clock, as enqueued_at is: no skew between the gateway's and the manager's.
+    .whereRaw("enqueued_at <= now() - (? * interval '1 millisecond')", [ctx.config.gcGraceMs])
     .orderBy('not_before')
     .limit(GC_BATCH)
     .select('id', 'chunk_id', 'attempts');
