@@ -21,6 +21,7 @@ import {
 } from './multipart.js';
 import {
   copyObject,
+  currentVersionOnly,
   deleteObject,
   deleteObjects,
   getObjectAcl,
@@ -61,11 +62,13 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
     case 'CopyObject':
       return copyObject(r, req);
     case 'GetObject':
+      currentVersionOnly(req.versionId);
       return getObject(r, req.bucket, req.key, true);
     case 'HeadObject':
+      currentVersionOnly(req.versionId);
       return getObject(r, req.bucket, req.key, false);
     case 'DeleteObject':
-      return deleteObject(r, req.bucket, req.key);
+      return deleteObject(r, req.bucket, req.key, req.versionId);
     case 'GetObjectAcl':
       return getObjectAcl(r, req.bucket, req.key);
     case 'GetObjectTagging':

@@ -103,11 +103,46 @@ async function commit(
   }
 }
 
-export async function deleteObject(r: RequestCtx, bucket: string, key: string): Promise<void> {
+export async function deleteObject(
+  r: RequestCtx,
+  bucket: string,
+  key: string,
+  versionId: string | undefined,
+): Promise<void> {
   await requireBucket(r, bucket);
-  await r.gw.meta.deleteObject(bucket, key);
+  currentVersionOnly(versionId);
+  await deleteOne(r, bucket, key, header(r.headers, 'if-match'));
   r.koa.status = 204;
   r.koa.body = null;
+}
+
+/**
+ * Buckets are never versioned: every object's only version is `null`, which names the current one.
+ * Any other version id is refused rather than ignored — ignoring it would make "delete that old
+ * version" delete the current object.
+ */
+export function currentVersionOnly(versionId: string | undefined): void {
+  if (versionId === undefined || versionId === 'null') return;
+  throw new S3Error(
+    'InvalidArgument',
+    versionId === '' ? 'Version id cannot be the empty string' : 'Invalid version id specified',
+    { extra: { ArgumentName: 'versionId', ArgumentValue: versionId } },
+  );
+}
+
+/**
+ * Deletes the current version of a key; with `ifMatch` (If-Match, or a DeleteObjects entry's ETag)
+ * only while its ETag matches: 404 when there is none, 412 when it differs or changed meanwhile.
+ */
+async function deleteOne(r: RequestCtx, bucket: string, key: string, ifMatch: string | undefined) {
+  if (ifMatch === undefined) {
+    await r.gw.meta.deleteObject(bucket, key);
+    return;
+  }
+  const obj = await r.gw.meta.getObject(bucket, key);
+  if (!obj) throw new S3Error('NoSuchKey', undefined, { extra: { Key: key } });
+  if (!etagMatches(ifMatch, obj.etag) || !(await r.gw.meta.deleteObjectRow(obj.id)))
+    throw new S3Error('PreconditionFailed', undefined, { extra: { Condition: 'If-Match' } });
 }
 
 /** Keys deleted at once by DeleteObjects: each is its own small transaction. */
@@ -123,9 +158,14 @@ export async function deleteObjects(r: RequestCtx, bucket: string): Promise<void
   const worker = async () => {
     for (let o = queue.shift(); o; o = queue.shift()) {
       try {
-        await r.gw.meta.deleteObject(bucket, o.key);
+        currentVersionOnly(o.versionId);
+        await deleteOne(r, bucket, o.key, o.etag);
         outcome.deleted.push({ key: o.key, versionId: o.versionId });
       } catch (err) {
+        if (err instanceof S3Error) {
+          outcome.errors.push({ key: o.key, versionId: o.versionId, code: err.code, message: err.message });
+          continue;
+        }
         r.log.error({ err, key: o.key }, 'delete failed');
         outcome.errors.push({
           key: o.key,
@@ -139,6 +179,7 @@ export async function deleteObjects(r: RequestCtx, bucket: string): Promise<void
   await Promise.all(Array.from({ length: deleteConcurrency }, worker));
   const order = new Map(req.objects.map((o, i) => [o.key, i]));
   outcome.deleted.sort((a, b) => order.get(a.key)! - order.get(b.key)!);
+  outcome.errors.sort((a, b) => order.get(a.key)! - order.get(b.key)!);
   sendXml(r, deleteResultXml(outcome, req.quiet));
 }
 
@@ -199,11 +240,7 @@ export async function copySource(
   r: RequestCtx,
   source: { bucket: string; key: string; versionId?: string },
 ): Promise<ObjectRow> {
-  if (source.versionId !== undefined && source.versionId !== 'null') {
-    throw new S3Error('NoSuchVersion', undefined, {
-      extra: { Key: source.key, VersionId: source.versionId },
-    });
-  }
+  currentVersionOnly(source.versionId);
   const src = await r.gw.meta.getObject(source.bucket, source.key, true);
   if (!src) {
     if (!(await r.gw.meta.getBucket(source.bucket)))

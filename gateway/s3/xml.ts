@@ -505,7 +505,8 @@ function asObject(node: XmlNode): Record<string, unknown> {
 
 export interface DeleteObjectsRequest {
   quiet: boolean;
-  objects: { key: string; versionId?: string }[];
+  /** `etag`: the object's ETag must match for it to be deleted (a conditional delete), unquoted. */
+  objects: { key: string; versionId?: string; etag?: string }[];
 }
 
 export async function parseDeleteObjects(buf: Buffer): Promise<DeleteObjectsRequest> {
@@ -517,7 +518,12 @@ export async function parseDeleteObjects(buf: Buffer): Promise<DeleteObjectsRequ
     const key = onlyText(obj, 'Key');
     if (key === undefined) throw malformed();
     const versionId = onlyText(obj, 'VersionId');
-    return versionId === undefined ? { key } : { key, versionId };
+    const etag = onlyText(obj, 'ETag')?.trim().replace(/^"|"$/g, '');
+    return {
+      key,
+      ...(versionId === undefined ? {} : { versionId }),
+      ...(etag === undefined ? {} : { etag }),
+    };
   });
   if (objects.length === 0 || objects.length > deleteObjectsKeysMax) throw malformed();
   return { quiet: quietRaw?.trim().toLowerCase() === 'true', objects };

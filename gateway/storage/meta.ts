@@ -414,6 +414,19 @@ export class MetaStore {
     return Number(res.rows[0].n) > 0;
   }
 
+  /**
+   * Deletes the version with this row id (a conditional delete checked its ETag); false when it is
+   * no longer the current one, overwritten or deleted since it was read.
+   */
+  async deleteObjectRow(objectId: number): Promise<boolean> {
+    const res = await this.db.raw(
+      `with o as (delete from objects where id = ? returning id)${queueChunksOf('o')}
+       select count(*) as n from o`,
+      [objectId, 'deleted'],
+    );
+    return Number(res.rows[0].n) > 0;
+  }
+
   /** Removes an object row inside a commit; its chunks are queued for deletion (see deleteObject). */
   async removeObjectIn(trx: Knex.Transaction, objectId: number, reason: string): Promise<void> {
     await trx.raw(

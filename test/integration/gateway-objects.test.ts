@@ -593,6 +593,98 @@ for (const engine of engines()) {
       });
     });
 
+    describe('version ids and conditional deletes', () => {
+      const b = 'conditional';
+      const put = async (key: string) => {
+        const res = await c.client().send(new PutObjectCommand({ Bucket: b, Key: key, Body: key }));
+        return res.ETag!;
+      };
+      const exists = async (key: string) =>
+        c
+          .client()
+          .send(new HeadObjectCommand({ Bucket: b, Key: key }))
+          .then(
+            () => true,
+            (err) => (err.$metadata?.httpStatusCode === 404 ? false : Promise.reject(err)),
+          );
+      before(async () => {
+        await c.client().send(new CreateBucketCommand({ Bucket: b }));
+      });
+
+      it('refuses a version id other than null instead of acting on the current object', async () => {
+        const s3 = c.client();
+        await put('v');
+        await expectError(
+          s3.send(new DeleteObjectCommand({ Bucket: b, Key: 'v', VersionId: 'old1' })),
+          'InvalidArgument',
+          400,
+        );
+        await expectError(
+          s3.send(new GetObjectCommand({ Bucket: b, Key: 'v', VersionId: 'old1' })),
+          'InvalidArgument',
+          400,
+        );
+        await expectError(
+          s3.send(new HeadObjectCommand({ Bucket: b, Key: 'v', VersionId: 'old1' })),
+          undefined,
+          400,
+        );
+        expect(await exists('v')).to.equal(true);
+        expect((await body(s3, { Bucket: b, Key: 'v', VersionId: 'null' })).toString()).to.equal('v');
+        const res = await s3.send(
+          new DeleteObjectsCommand({ Bucket: b, Delete: { Objects: [{ Key: 'v', VersionId: 'old1' }] } }),
+        );
+        expect(res.Errors?.map((e) => [e.Key, e.Code])).to.deep.equal([['v', 'InvalidArgument']]);
+        expect(await exists('v')).to.equal(true);
+        await s3.send(new DeleteObjectCommand({ Bucket: b, Key: 'v', VersionId: 'null' }));
+        expect(await exists('v')).to.equal(false);
+      });
+
+      it('deletes with If-Match only while the ETag matches', async () => {
+        const s3 = c.client();
+        const etag = await put('m');
+        const wrong = '"00000000000000000000000000000000"';
+        await expectError(
+          s3.send(new DeleteObjectCommand({ Bucket: b, Key: 'm', IfMatch: wrong })),
+          'PreconditionFailed',
+          412,
+        );
+        expect(await exists('m')).to.equal(true);
+        await s3.send(new DeleteObjectCommand({ Bucket: b, Key: 'm', IfMatch: etag }));
+        expect(await exists('m')).to.equal(false);
+        await expectError(
+          s3.send(new DeleteObjectCommand({ Bucket: b, Key: 'm', IfMatch: '*' })),
+          'NoSuchKey',
+          404,
+        );
+      });
+
+      it("DeleteObjects honours each entry's ETag", async () => {
+        const s3 = c.client();
+        await put('e1');
+        const e2 = await put('e2');
+        const res = await s3.send(
+          new DeleteObjectsCommand({
+            Bucket: b,
+            Delete: {
+              Objects: [
+                { Key: 'e1', ETag: '"00000000000000000000000000000000"' },
+                { Key: 'e2', ETag: e2 },
+                { Key: 'e3', ETag: e2 },
+              ],
+            },
+          }),
+        );
+        expect(res.Deleted?.map((d) => d.Key)).to.deep.equal(['e2']);
+        expect(res.Errors?.map((e) => [e.Key, e.Code])).to.deep.equal([
+          ['e1', 'PreconditionFailed'],
+          ['e3', 'NoSuchKey'],
+        ]);
+        expect(await exists('e1')).to.equal(true);
+        expect(await exists('e2')).to.equal(false);
+      });
+    });
+
     describe('reads that outlive their version', () => {
       // A GET holds the chunk list of the version it began with; an overwrite or delete queues
       // those chunks, and GC must leave their bytes for the grace period (S3DFS_GC_GRACE_MS).
