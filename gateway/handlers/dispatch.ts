@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { S3Error } from '../s3/errors.js';
 import type { S3Request } from '../s3/router.js';
 import {
@@ -58,8 +59,10 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
     case 'DeleteObjects':
       return deleteObjects(r, req.bucket);
     case 'PutObject':
+      refuseUnsupportedHeaders(r.headers);
       return putObject(r, req.bucket, req.key);
     case 'CopyObject':
+      refuseUnsupportedHeaders(r.headers);
       return copyObject(r, req);
     case 'GetObject':
       currentVersionOnly(req.versionId);
@@ -76,10 +79,13 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
     case 'ListMultipartUploads':
       return listMultipartUploads(r, req);
     case 'CreateMultipartUpload':
+      refuseUnsupportedHeaders(r.headers);
       return createMultipartUpload(r, req);
     case 'UploadPart':
+      refuseUnsupportedHeaders(r.headers);
       return uploadPart(r, req);
     case 'UploadPartCopy':
+      refuseUnsupportedHeaders(r.headers);
       return uploadPartCopy(r, req);
     case 'CompleteMultipartUpload':
       return completeMultipartUpload(r, req);
@@ -92,4 +98,41 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
       throw new S3Error('NotImplemented', `unsupported operation ${(never as S3Request).op}`);
     }
   }
+}
+
+/**
+ * Write headers that ask for what s3dfs does not do. Accepting them silently would be a false
+ * promise (an object its writer believes encrypted, locked, tagged or public), so the write is
+ * refused; values that name the default (`private`, `STANDARD`) are what every object gets anyway.
+ */
+function refuseUnsupportedHeaders(h: IncomingHttpHeaders): void {
+  const refuse = (header: string, what: string) => {
+    throw new S3Error('NotImplemented', `${what} is not supported.`, { extra: { Header: header } });
+  };
+  for (const name of Object.keys(h)) {
+    if (
+      name.startsWith('x-amz-server-side-encryption') ||
+      name.startsWith('x-amz-copy-source-server-side-encryption')
+    )
+      refuse(name, 'Server-side encryption');
+    if (name.startsWith('x-amz-object-lock-'))
+      throw new S3Error('InvalidRequest', 'Bucket is missing Object Lock Configuration');
+    if (name.startsWith('x-amz-grant-'))
+      refuse(name, 'Access control (objects are private to their account)');
+  }
+  const value = (name: string) => {
+    const v = h[name];
+    return (Array.isArray(v) ? v.join(',') : v)?.trim();
+  };
+  const acl = value('x-amz-acl');
+  if (acl !== undefined && acl !== 'private')
+    refuse('x-amz-acl', 'Access control (objects are private to their account)');
+  const storageClass = value('x-amz-storage-class');
+  if (storageClass !== undefined && storageClass.toUpperCase() !== 'STANDARD')
+    refuse('x-amz-storage-class', 'A storage class other than STANDARD');
+  if (value('x-amz-tagging')) refuse('x-amz-tagging', 'Object tagging');
+  if (value('x-amz-tagging-directive')?.toUpperCase() === 'REPLACE')
+    refuse('x-amz-tagging-directive', 'Object tagging');
+  if (value('x-amz-website-redirect-location') !== undefined)
+    refuse('x-amz-website-redirect-location', 'Website redirects');
 }

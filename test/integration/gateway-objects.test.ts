@@ -7,6 +7,7 @@ import {
   type ChecksumAlgorithm,
   CopyObjectCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -18,6 +19,7 @@ import {
   ListBucketsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
@@ -682,6 +684,61 @@ for (const engine of engines()) {
         ]);
         expect(await exists('e1')).to.equal(true);
         expect(await exists('e2')).to.equal(false);
+      });
+    });
+
+    describe('write headers that ask for what s3dfs does not do', () => {
+      const b = 'unsupported';
+      before(async () => {
+        await c.client().send(new CreateBucketCommand({ Bucket: b }));
+      });
+      const refused: [string, Partial<PutObjectCommandInput>, string, number][] = [
+        ['SSE-S3', { ServerSideEncryption: 'AES256' }, 'NotImplemented', 501],
+        ['SSE-KMS', { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'k' }, 'NotImplemented', 501],
+        ['a public ACL', { ACL: 'public-read' }, 'NotImplemented', 501],
+        ['a grant', { GrantRead: 'id=someone' }, 'NotImplemented', 501],
+        ['another storage class', { StorageClass: 'STANDARD_IA' }, 'NotImplemented', 501],
+        ['tags', { Tagging: 'a=b' }, 'NotImplemented', 501],
+        ['a legal hold', { ObjectLockLegalHoldStatus: 'ON' }, 'InvalidRequest', 400],
+        ['a redirect', { WebsiteRedirectLocation: '/elsewhere' }, 'NotImplemented', 501],
+      ];
+      for (const [what, input, code, status] of refused) {
+        it(`refuses a PUT with ${what}, storing nothing`, async () => {
+          const s3 = c.client();
+          const Key = `refused-${what}`;
+          await expectError(
+            s3.send(new PutObjectCommand({ Bucket: b, Key, Body: 'x', ...input })),
+            code,
+            status,
+          );
+          await expectError(s3.send(new HeadObjectCommand({ Bucket: b, Key })), undefined, 404);
+        });
+      }
+
+      it('refuses CreateMultipartUpload and CopyObject with them too, takes the defaults', async () => {
+        const s3 = c.client();
+        await expectError(
+          s3.send(new CreateMultipartUploadCommand({ Bucket: b, Key: 'mp', ServerSideEncryption: 'AES256' })),
+          'NotImplemented',
+          501,
+        );
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: b,
+            Key: 'plain',
+            Body: 'x',
+            ACL: 'private',
+            StorageClass: 'STANDARD',
+          }),
+        );
+        await expectError(
+          s3.send(
+            new CopyObjectCommand({ Bucket: b, Key: 'copy', CopySource: `${b}/plain`, ACL: 'public-read' }),
+          ),
+          'NotImplemented',
+          501,
+        );
+        await expectError(s3.send(new HeadObjectCommand({ Bucket: b, Key: 'copy' })), undefined, 404);
       });
     });
 
