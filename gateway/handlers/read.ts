@@ -123,12 +123,14 @@ async function selectRange(r: RequestCtx, obj: ObjectRow): Promise<Selected> {
     }
     if (rangeHeader)
       throw new S3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
-    const count = obj.partsCount ?? 1;
-    r.koa.set('x-amz-mp-parts-count', String(count));
-    if (part > count) throw new S3Error('InvalidPartNumber');
-    if (!obj.partsCount) return { start: 0, end: obj.size - 1, status: 206, partial: false };
+    r.koa.set('x-amz-mp-parts-count', String(obj.partsCount ?? 1));
+    if (!obj.partsCount) {
+      if (part > 1) throw new S3Error('InvalidPartNumber');
+      return { start: 0, end: obj.size - 1, status: 206, partial: false };
+    }
+    // Parts keep the numbers they were uploaded under, gaps included (1, 3, 5 is three parts).
     const range = await r.gw.meta.partRange(obj.id, part);
-    if (!range) return { start: 0, end: -1, status: 206, partial: true };
+    if (!range) throw new S3Error('InvalidPartNumber');
     return { ...range, status: 206, partial: true };
   }
   const range = rangeHeader ? parseRange(rangeHeader, obj.size) : undefined;

@@ -231,6 +231,35 @@ engines().forEach((engine, i) => {
       );
     });
 
+    it('partNumber addresses parts by the numbers they were uploaded under, gaps included', async () => {
+      const Key = 'gaps';
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+      const parts = [1, 3, 5].map((n, i) => ({ n, data: randomBytes(i < 2 ? 5 * MiB : 1000) }));
+      const done = [];
+      for (const { n, data } of parts) {
+        const up = await s3.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: n, Body: data }));
+        done.push({ PartNumber: n, ETag: up.ETag });
+      }
+      await s3.send(
+        new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: done } }),
+      );
+      for (const [i, { n, data }] of parts.entries()) {
+        const { out, data: got } = await bodyOf(s3, { Bucket, Key, PartNumber: n });
+        assert.equal(out.PartsCount, 3);
+        assert.ok(got.equals(data), `part ${n}`);
+        assert.equal(
+          out.ContentRange,
+          `bytes ${i * 5 * MiB}-${i * 5 * MiB + data.length - 1}/${10 * MiB + 1000}`,
+        );
+      }
+      for (const n of [2, 4, 6])
+        await rejects(
+          s3.send(new GetObjectCommand({ Bucket, Key, PartNumber: n })),
+          'InvalidPartNumber',
+          416,
+        );
+    });
+
     it('ranged GETs across part and chunk boundaries', async () => {
       const ranges: [number, number][] = [
         [5 * MiB - 100, 5 * MiB + 100], // part 1 → part 2
