@@ -72,7 +72,8 @@ function encodeToken(last: string): string {
 
 function decodeToken(token: string): string {
   const raw = Buffer.from(token, 'base64url').toString('utf8');
-  if (!raw.startsWith('1:')) {
+  // No key holds U+0000 (the router refuses it), and Postgres text cannot bind it.
+  if (!raw.startsWith('1:') || raw.includes('\0')) {
     throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', {
       extra: { ArgumentName: 'continuation-token', ArgumentValue: token },
     });

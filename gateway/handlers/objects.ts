@@ -8,7 +8,7 @@ import {
 } from '../s3/checksums.js';
 import { storedContentEncoding } from '../s3/chunked.js';
 import { S3Error } from '../s3/errors.js';
-import type { S3Request } from '../s3/router.js';
+import { refuseNul, type S3Request } from '../s3/router.js';
 import {
   accessControlPolicyXml,
   copyObjectResultXml,
@@ -158,6 +158,7 @@ export async function deleteObjects(r: RequestCtx, bucket: string): Promise<void
   const worker = async () => {
     for (let o = queue.shift(); o; o = queue.shift()) {
       try {
+        refuseNul(o.key, 'Key');
         currentVersionOnly(o.versionId);
         await deleteOne(r, bucket, o.key, o.etag);
         outcome.deleted.push({ key: o.key, versionId: o.versionId });

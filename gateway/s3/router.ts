@@ -174,6 +174,7 @@ export function parseQuery(rawQuery: string): Query {
 
 export function parseRequest(req: RouterRequest, opts: RouterOptions = {}): S3Request {
   const query = parseQuery(req.rawQuery);
+  for (const [name, value] of Object.entries(query)) refuseNul(value, name);
   const { bucket, key } = addressOf(req, opts);
   const method = req.method.toUpperCase();
   if (bucket === undefined) {
@@ -181,11 +182,23 @@ export function parseRequest(req: RouterRequest, opts: RouterOptions = {}): S3Re
     throw new S3Error('MethodNotAllowed');
   }
   if (key === undefined) return bucketOp(method, bucket, query, req.headers);
+  refuseNul(key, 'key');
   if (Buffer.byteLength(key, 'utf8') > keyBytesMax)
     throw new S3Error('KeyTooLongError', undefined, {
       extra: { Size: String(Buffer.byteLength(key, 'utf8')), MaxSizeAllowed: String(keyBytesMax) },
     });
   return objectOp(method, bucket, key, query, req.headers);
+}
+
+/**
+ * U+0000 can be in no key: XML 1.0 cannot carry it in a listing, and Postgres text cannot store it.
+ * A key, prefix or marker holding one is a client error, not a 500 the SDKs would retry.
+ */
+export function refuseNul(value: string, name: string): void {
+  if (value.includes('\0'))
+    throw new S3Error('InvalidArgument', `${name} must not contain the character U+0000`, {
+      extra: { ArgumentName: name },
+    });
 }
 
 function addressOf(req: RouterRequest, opts: RouterOptions): { bucket?: string; key?: string } {
@@ -488,6 +501,7 @@ export function parseCopySource(header: string): CopySource {
       },
     );
   const key = path.slice(slash + 1);
+  refuseNul(key, 'x-amz-copy-source');
   if (Buffer.byteLength(key, 'utf8') > keyBytesMax) throw new S3Error('KeyTooLongError');
   const source: CopySource = { bucket: path.slice(0, slash), key };
   const versionId = (query as Query).versionId;

@@ -60,7 +60,15 @@ export interface WriteConditions {
 export class PreconditionFailed extends Conflict {}
 
 /** Every key of a bucket sorts before this suffix appended to its prefix (keys ≤ 1024 bytes). */
-const maxTail = '\u{10FFFF}'.repeat(257);
+export const maxTail = '\u{10FFFF}'.repeat(257);
+
+/**
+ * Whether `a` sorts before `b` in the byte order of their UTF-8, the order keys are listed in.
+ * JavaScript's `<` compares UTF-16 units, which puts U+10000 and above before U+E000–U+FFFF.
+ */
+export function utf8Before(a: string, b: string): boolean {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')) < 0;
+}
 
 /** Rows fetched per listing query; the loop re-seeks past each common prefix. */
 const listBatchRows = 1000;
@@ -493,8 +501,7 @@ export class MetaStore {
     const page: ListPage = { contents: [], commonPrefixes: [], isTruncated: false };
     if (q.maxKeys <= 0) return page;
     const upper = q.prefix + maxTail;
-    let cursor = startCursor(q);
-    let inclusive = cursor === q.prefix && q.after === undefined;
+    let { key: cursor, inclusive } = startCursor(q);
     for (;;) {
       const want = q.maxKeys - page.contents.length - page.commonPrefixes.length;
       // One more row than the page needs tells whether it is truncated.
@@ -569,11 +576,12 @@ export class MetaStore {
 }
 
 /** Where a listing starts: after the marker, skipping a whole common prefix if the marker is one. */
-function startCursor(q: ListQuery): string {
-  if (q.after === undefined || q.after < q.prefix) return q.prefix;
+function startCursor(q: ListQuery): { key: string; inclusive: boolean } {
+  // A marker before the prefix: the prefix itself may be a key, and is listed.
+  if (q.after === undefined || utf8Before(q.after, q.prefix)) return { key: q.prefix, inclusive: true };
   const cp = commonPrefixOf(q.after, q.prefix, q.delimiter);
   // Every key under a common prefix that sorts before the marker was rolled up into it already.
-  return cp !== undefined ? cp + maxTail : q.after;
+  return { key: cp !== undefined ? cp + maxTail : q.after, inclusive: false };
 }
 
 export function commonPrefixOf(key: string, prefix: string, delimiter?: string): string | undefined {

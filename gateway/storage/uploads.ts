@@ -11,9 +11,11 @@ import {
   insertChunks,
   isUniqueViolation,
   type MetaStore,
+  maxTail,
   type ObjectMeta,
   type ObjectRow,
   PreconditionFailed,
+  utf8Before,
   type WriteConditions,
 } from './meta.js';
 
@@ -121,8 +123,6 @@ export interface UploadListPage {
   nextUploadIdMarker?: string;
 }
 
-/** Every key of a bucket sorts before this suffix appended to its prefix (keys ≤ 1024 bytes). */
-const maxTail = '\u{10FFFF}'.repeat(257);
 /** Rows fetched per ListMultipartUploads query; the loop re-seeks past each common prefix. */
 const listBatchRows = 1000;
 /** Rows per statement when moving chunks: 3 bind parameters each, under Postgres' 65535. */
@@ -439,7 +439,7 @@ interface Cursor {
 
 /** Where a listing starts: after (key-marker, upload-id-marker), or past a common-prefix marker. */
 function startCursor(q: UploadListQuery): Cursor {
-  if (q.keyMarker === '' || q.keyMarker < q.prefix) return { key: q.prefix, inclusive: true };
+  if (q.keyMarker === '' || utf8Before(q.keyMarker, q.prefix)) return { key: q.prefix, inclusive: true };
   const cp = commonPrefixOf(q.keyMarker, q.prefix, q.delimiter);
   if (cp !== undefined) return { key: cp + maxTail, inclusive: false };
   // upload-id-marker only counts together with key-marker; without it, the whole key is done.

@@ -202,6 +202,39 @@ describe('gateway listing', function () {
     expect(got).to.deep.equal(model(keys, '', '/').filter((e) => byteOrder(e.value, 'dir1/') > 0));
   });
 
+  it('combines a prefix with a start-after before, inside or past it, in UTF-8 order', async () => {
+    // 'dir1' is a key equal to its prefix; U+FF61 sorts before U+1F600 in UTF-8, after it in UTF-16.
+    const cases: [string, string][] = [
+      ['dir1', 'dir0/zzz'],
+      ['dir1', 'dir1'],
+      ['dir1/', 'dir1/file-050'],
+      ['\u{1F600}', '\uff61'],
+      ['\uff61', '\u{1F600}'],
+      ['e', 'a'],
+      ['e', 'z'],
+    ];
+    for (const [prefix, after] of cases) {
+      const got = await pagesV2(prefix, undefined, 3, after);
+      const want = model(keys, prefix).filter((e) => byteOrder(e.value, after) > 0);
+      expect(got, `prefix ${prefix} start-after ${after}`).to.deep.equal(want);
+    }
+  });
+
+  it('refuses U+0000 in keys, prefixes and markers (400, not a 500 the SDK retries)', async () => {
+    for (const send of [
+      () => s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'nul\0key', Body: 'x' })),
+      () => s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'a\0' })),
+      () => s3.send(new ListObjectsCommand({ Bucket: bucket, Marker: 'a\0' })),
+    ]) {
+      const err = await send().then(
+        () => undefined,
+        (e) => e,
+      );
+      expect(err?.name).to.equal('InvalidArgument');
+      expect(err.$metadata.httpStatusCode).to.equal(400);
+    }
+  });
+
   it('url-encodes keys, prefixes and markers with encoding-type=url', async () => {
     const res = await signedSend(c, {
       method: 'GET',
