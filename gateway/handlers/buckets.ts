@@ -26,14 +26,44 @@ export async function requireBucket(r: RequestCtx, bucket: string) {
   return row;
 }
 
+/** ListBuckets: all of them, or pages of `max-buckets` with an opaque continuation token. */
 export async function listBuckets(r: RequestCtx): Promise<void> {
-  const rows = await r.gw.meta.listBuckets();
+  const q = r.query;
+  const prefix = q.prefix || undefined;
+  let limit: number | undefined;
+  if (q['max-buckets'] !== undefined) {
+    limit = Number(q['max-buckets']);
+    if (!/^\d+$/.test(q['max-buckets']) || limit < 1 || limit > 10000)
+      throw new S3Error('InvalidArgument', 'max-buckets must be an integer between 1 and 10000', {
+        extra: { ArgumentName: 'max-buckets', ArgumentValue: q['max-buckets'] },
+      });
+  }
+  let after: string | undefined;
+  if (q['continuation-token'] !== undefined) {
+    after = Buffer.from(q['continuation-token'], 'base64url').toString('utf8');
+    if (!after.startsWith('b:'))
+      throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', {
+        extra: { ArgumentName: 'continuation-token' },
+      });
+    after = after.slice(2);
+  }
+  // One more row than asked tells whether another page follows.
+  const rows = await r.gw.meta.listBuckets({
+    prefix,
+    after,
+    limit: limit === undefined ? undefined : limit + 1,
+  });
+  const truncated = limit !== undefined && rows.length > limit;
+  const page = truncated ? rows.slice(0, limit) : rows;
   sendXml(
     r,
-    listAllMyBucketsXml(
-      ownerOf(r),
-      rows.map((b) => ({ name: b.name, creationDate: new Date(b.created_at) })),
-    ),
+    listAllMyBucketsXml(ownerOf(r), {
+      buckets: page.map((b) => ({ name: b.name, creationDate: new Date(b.created_at), region: b.region })),
+      prefix,
+      continuationToken: truncated
+        ? Buffer.from(`b:${page[page.length - 1].name}`, 'utf8').toString('base64url')
+        : undefined,
+    }),
   );
 }
 

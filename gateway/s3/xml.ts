@@ -115,11 +115,24 @@ function checksumsXml(checksums: ChecksumMap | undefined): string {
 
 // ---- buckets -------------------------------------------------------------------------------
 
-export function listAllMyBucketsXml(owner: Owner, buckets: { name: string; creationDate: Date }[]): string {
-  const list = buckets
-    .map((b) => `<Bucket>${el('Name', b.name)}${el('CreationDate', isoDate(b.creationDate))}</Bucket>`)
+export function listAllMyBucketsXml(
+  owner: Owner,
+  page: {
+    buckets: { name: string; creationDate: Date; region: string }[];
+    prefix?: string;
+    continuationToken?: string;
+  },
+): string {
+  const list = page.buckets
+    .map(
+      (b) =>
+        `<Bucket>${el('Name', b.name)}${el('CreationDate', isoDate(b.creationDate))}${el('BucketRegion', b.region)}</Bucket>`,
+    )
     .join('');
-  return doc('ListAllMyBucketsResult', `${ownerXml('Owner', owner)}<Buckets>${list}</Buckets>`);
+  return doc(
+    'ListAllMyBucketsResult',
+    `${ownerXml('Owner', owner)}<Buckets>${list}</Buckets>${el('ContinuationToken', page.continuationToken)}${el('Prefix', page.prefix)}`,
+  );
 }
 
 /** us-east-1 (and no region) is an empty LocationConstraint, as S3 answers. */

@@ -226,8 +226,13 @@ export class MetaStore {
 
   // ---- buckets ----
 
-  async listBuckets(): Promise<BucketRow[]> {
-    return this.db('buckets').orderBy('name');
+  /** Buckets in name order: those starting with `prefix`, after `after`, at most `limit`. */
+  async listBuckets(q: { prefix?: string; after?: string; limit?: number } = {}): Promise<BucketRow[]> {
+    const query = this.db('buckets').orderBy('name');
+    if (q.prefix) query.whereRaw('left(name, ?) = ?', [q.prefix.length, q.prefix]);
+    if (q.after !== undefined) query.where('name', '>', q.after);
+    if (q.limit !== undefined) query.limit(q.limit);
+    return query;
   }
 
   async getBucket(name: string): Promise<BucketRow | undefined> {

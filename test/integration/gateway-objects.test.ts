@@ -132,6 +132,27 @@ for (const engine of engines()) {
         await expectError(s3.send(new DeleteBucketCommand({ Bucket: 'life-cycle' })), 'NoSuchBucket', 404);
       });
 
+      it('lists buckets by prefix, in pages of max-buckets', async () => {
+        const names = ['page-a', 'page-b', 'page-c', 'pagf'];
+        for (const Bucket of names) await s3.send(new CreateBucketCommand({ Bucket }));
+        const got: string[] = [];
+        let token: string | undefined;
+        for (let pages = 1; ; pages++) {
+          const res = await s3.send(
+            new ListBucketsCommand({ Prefix: 'page-', MaxBuckets: 2, ContinuationToken: token }),
+          );
+          expect(res.Prefix).to.equal('page-');
+          expect(res.Buckets!.every((b) => b.BucketRegion === 'us-east-1')).to.equal(true);
+          got.push(...res.Buckets!.map((b) => b.Name!));
+          token = res.ContinuationToken;
+          if (!token) break;
+          expect(pages).to.be.lessThan(3);
+        }
+        expect(got).to.deep.equal(['page-a', 'page-b', 'page-c']);
+        await expectError(s3.send(new ListBucketsCommand({ MaxBuckets: 0 })), 'InvalidArgument', 400);
+        for (const Bucket of names) await s3.send(new DeleteBucketCommand({ Bucket }));
+      });
+
       it('rejects invalid bucket names with InvalidBucketName', async () => {
         for (const name of [
           'ab',

@@ -44,10 +44,14 @@ describe('xml: builders', () => {
   });
 
   it('lists buckets with ISO dates including milliseconds', async () => {
-    const parsed = await parseStringPromise(listAllMyBucketsXml(owner, [{ name: 'b1', creationDate: when }]));
+    const parsed = await parseStringPromise(
+      listAllMyBucketsXml(owner, { buckets: [{ name: 'b1', creationDate: when, region: 'us-east-1' }] }),
+    );
     const r = parsed.ListAllMyBucketsResult;
     expect(r.Owner[0].DisplayName[0]).to.equal('owner & co');
     expect(r.Buckets[0].Bucket[0].CreationDate[0]).to.equal('2024-05-01T12:00:00.123Z');
+    expect(r.Buckets[0].Bucket[0].BucketRegion[0]).to.equal('us-east-1');
+    expect(r.ContinuationToken).to.equal(undefined);
   });
 
   it('ListObjectsV2: quoted ETags, KeyCount, STANDARD class, odd keys round-trip escaped', async () => {
