@@ -10,7 +10,7 @@ import {
   listBuckets,
 } from './buckets.js';
 import type { RequestCtx } from './context.js';
-import { listObjectsV1, listObjectsV2 } from './listing.js';
+import { listObjectsV1, listObjectsV2, listObjectVersions } from './listing.js';
 import {
   abortMultipartUpload,
   completeMultipartUpload,
@@ -56,6 +56,8 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
       return listObjectsV1(r, req);
     case 'ListObjectsV2':
       return listObjectsV2(r, req);
+    case 'ListObjectVersions':
+      return listObjectVersions(r, req);
     case 'DeleteObjects':
       return deleteObjects(r, req.bucket);
     case 'PutObject':

@@ -86,6 +86,14 @@ export type S3Request =
       fetchOwner: boolean;
     } & B)
   | ({
+      op: 'ListObjectVersions';
+      prefix: string;
+      delimiter?: string;
+      keyMarker: string;
+      maxKeys: number;
+      encodingType?: 'url';
+    } & B)
+  | ({
       op: 'ListMultipartUploads';
       prefix: string;
       delimiter?: string;
@@ -246,6 +254,8 @@ function bucketOp(method: string, bucket: string, query: Query, headers: Incomin
           return { op: 'GetBucketLocation', ...b };
         case 'uploads':
           return listUploads(b);
+        case 'versions':
+          return listVersions(b);
         case 'versioning':
           return { op: 'GetBucketVersioning', ...b };
         case 'acl':
@@ -376,6 +386,31 @@ function listV1(b: B): S3Request {
     prefix: q.prefix ?? '',
     delimiter: emptyToUndefined(q.delimiter),
     marker: q.marker ?? '',
+    maxKeys: pageSize(q['max-keys'], 'max-keys'),
+    encodingType: encodingType(q['encoding-type']),
+  };
+}
+
+/** Buckets are never versioned: each key's one version is `null`, the only version-id-marker. */
+function listVersions(b: B): S3Request {
+  const q = b.query;
+  const versionMarker = q['version-id-marker'];
+  if (versionMarker !== undefined && versionMarker !== '') {
+    if (!q['key-marker'])
+      throw new S3Error('InvalidArgument', 'A version-id marker cannot be specified without a key marker.', {
+        extra: { ArgumentName: 'version-id-marker', ArgumentValue: versionMarker },
+      });
+    if (versionMarker !== 'null')
+      throw new S3Error('InvalidArgument', 'Invalid version id specified', {
+        extra: { ArgumentName: 'version-id-marker', ArgumentValue: versionMarker },
+      });
+  }
+  return {
+    op: 'ListObjectVersions',
+    ...b,
+    prefix: q.prefix ?? '',
+    delimiter: emptyToUndefined(q.delimiter),
+    keyMarker: q['key-marker'] ?? '',
     maxKeys: pageSize(q['max-keys'], 'max-keys'),
     encodingType: encodingType(q['encoding-type']),
   };

@@ -262,6 +262,35 @@ export function listObjectsV2Xml(r: ListObjectsV2Result): string {
   );
 }
 
+/** ListObjectVersions of a never-versioned bucket: every object once, as its latest `null` version. */
+export function listVersionsXml(r: ListCommon & { keyMarker: string; nextKeyMarker?: string }): string {
+  const enc = encoder(r.encodingType);
+  const ownerPart = ownerXml('Owner', r.owner);
+  let versions = '';
+  for (const e of r.contents) {
+    const etag = e.etag.startsWith('"') ? esc(e.etag) : `&quot;${esc(e.etag)}&quot;`;
+    versions +=
+      `<Version><Key>${esc(enc(e.key))}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>` +
+      `<LastModified>${isoDate(e.lastModified)}</LastModified><ETag>${etag}</ETag><Size>${e.size}</Size>` +
+      `${ownerPart}<StorageClass>STANDARD</StorageClass></Version>`;
+  }
+  return doc(
+    'ListVersionsResult',
+    el('Name', r.bucket) +
+      el('Prefix', enc(r.prefix)) +
+      el('KeyMarker', enc(r.keyMarker)) +
+      el('VersionIdMarker', r.keyMarker === '' ? '' : 'null') +
+      el('NextKeyMarker', r.nextKeyMarker === undefined ? undefined : enc(r.nextKeyMarker)) +
+      el('NextVersionIdMarker', r.nextKeyMarker === undefined ? undefined : 'null') +
+      el('MaxKeys', r.maxKeys) +
+      el('Delimiter', r.delimiter === undefined ? undefined : enc(r.delimiter)) +
+      el('IsTruncated', r.isTruncated) +
+      el('EncodingType', r.encodingType) +
+      versions +
+      commonPrefixesXml(r.commonPrefixes, enc),
+  );
+}
+
 // ---- objects -------------------------------------------------------------------------------
 
 export function copyObjectResultXml(r: {

@@ -3,6 +3,7 @@ import {
   CreateBucketCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -233,6 +234,47 @@ describe('gateway listing', function () {
       expect(err?.name).to.equal('InvalidArgument');
       expect(err.$metadata.httpStatusCode).to.equal(400);
     }
+  });
+
+  it('lists every key once as its latest version null (ListObjectVersions), in pages', async () => {
+    const got: Entry[] = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    for (let pages = 0; ; pages++) {
+      const res = await s3.send(
+        new ListObjectVersionsCommand({
+          Bucket: bucket,
+          Prefix: 'dir1',
+          Delimiter: '/',
+          MaxKeys: 4,
+          KeyMarker: keyMarker,
+          VersionIdMarker: versionMarker,
+        }),
+      );
+      for (const v of res.Versions ?? []) {
+        expect([v.VersionId, v.IsLatest, v.Size]).to.deep.equal(['null', true, Buffer.byteLength(v.Key!)]);
+      }
+      expect(res.DeleteMarkers).to.equal(undefined);
+      got.push(
+        ...pageEntries(
+          (res.Versions ?? []).map((v) => ({ Key: v.Key })),
+          res.CommonPrefixes,
+        ),
+      );
+      if (!res.IsTruncated) break;
+      keyMarker = res.NextKeyMarker;
+      versionMarker = res.NextVersionIdMarker;
+      expect(versionMarker).to.equal('null');
+      if (pages > 50) throw new Error('listing does not terminate');
+    }
+    expect(got).to.deep.equal(model(keys, 'dir1', '/'));
+    const bad = await s3
+      .send(new ListObjectVersionsCommand({ Bucket: bucket, KeyMarker: 'a', VersionIdMarker: 'v1' }))
+      .then(
+        () => undefined,
+        (e) => e,
+      );
+    expect(bad?.name).to.equal('InvalidArgument');
   });
 
   it('url-encodes keys, prefixes and markers with encoding-type=url', async () => {

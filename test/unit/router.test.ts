@@ -39,6 +39,7 @@ describe('router: operations', () => {
     ['HEAD', '/bucket', {}, 'HeadBucket'],
     ['DELETE', '/bucket', {}, 'DeleteBucket'],
     ['GET', '/bucket?location', {}, 'GetBucketLocation'],
+    ['GET', '/bucket?versions', {}, 'ListObjectVersions'],
     ['GET', '/bucket', {}, 'ListObjects'],
     ['GET', '/bucket?list-type=2', {}, 'ListObjectsV2'],
     ['GET', '/bucket?uploads', {}, 'ListMultipartUploads'],
@@ -176,7 +177,7 @@ describe('router: errors', () => {
     for (const [m, u] of [
       ['PUT', '/b?acl'],
       ['PUT', '/b?versioning'],
-      ['GET', '/b?versions'],
+      ['DELETE', '/b?versions'],
       ['PUT', '/b?policy'],
       ['GET', '/b?website'],
       ['PUT', '/b/k?tagging'],
