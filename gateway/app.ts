@@ -32,6 +32,7 @@ export function createApp(deps: AppDeps): Koa {
     const rawQuery = q < 0 ? '' : rawUrl.slice(q + 1);
     let op = 'Unknown';
     let s3req: S3Request | undefined;
+    let clientGone = false;
     try {
       s3req = parseRequest(
         { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, host: koa.req.headers.host },
@@ -53,16 +54,26 @@ export function createApp(deps: AppDeps): Koa {
       };
       await dispatch(r, s3req);
     } catch (err) {
-      const s3err = toS3Error(err, notFoundCode(s3req));
-      if (s3err.code === 'InternalError') log.error({ err }, 'internal error');
-      respondError(koa, s3err, rawPath, requestId);
-      // The body was not (fully) read; drain it so a keep-alive connection stays usable, but
-      // give up on large bodies rather than reading gigabytes we will not store.
-      drainOrClose(koa);
+      // A client that closed or reset its connection mid-request has nobody left to answer, and
+      // what failed is not the server: logged as nginx's 499, not as an internal error.
+      clientGone = koa.req.destroyed && !koa.req.complete;
+      if (!clientGone) {
+        const s3err = toS3Error(err, notFoundCode(s3req));
+        if (s3err.code === 'InternalError') log.error({ err }, 'internal error');
+        respondError(koa, s3err, rawPath, requestId);
+        // The body was not (fully) read; drain it so a keep-alive connection stays usable, but
+        // give up on large bodies rather than reading gigabytes we will not store.
+        drainOrClose(koa);
+      }
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    const line = { op, method: koa.method, status: koa.status, ms: Math.round(ms * 10) / 10 };
-    if (koa.status >= 500) log.error(line, 'request');
+    const line = {
+      op,
+      method: koa.method,
+      status: clientGone ? 499 : koa.status,
+      ms: Math.round(ms * 10) / 10,
+    };
+    if (!clientGone && koa.status >= 500) log.error(line, 'request');
     else log.info(line, 'request');
   });
   return app;

@@ -17,8 +17,9 @@ export async function getObject(
 ): Promise<void> {
   const obj = await r.gw.meta.getObject(bucket, key, withBody);
   if (!obj) {
-    if (!(await r.gw.meta.getBucket(bucket))) throw new S3Error('NoSuchBucket');
-    throw new S3Error('NoSuchKey');
+    if (!(await r.gw.meta.getBucket(bucket)))
+      throw new S3Error('NoSuchBucket', undefined, { extra: { BucketName: bucket } });
+    throw new S3Error('NoSuchKey', undefined, { extra: { Key: key } });
   }
   checkConditions(r, obj);
   const { start, end, status, partial } = await selectRange(r, obj);
