@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { isTempFileName, volumeDirs, writeChunkFile } from '../../lib/chunk-file.js';
-import { BadRequest, IncompleteBody, Unavailable } from '../../lib/errors.js';
+import { BadRequest, IncompleteBody, InsufficientStorage, Unavailable } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
 import type { ClusterView, Replica } from './cluster.js';
 import type { ChunkRecord } from './meta.js';
@@ -51,8 +51,10 @@ export async function writeChunks(
   let current: ChunkFanout | undefined;
   let offset = 0;
   let seq = 0;
+  let failed: Error | undefined;
   try {
     for await (const data of body) {
+      if (failed) throw failed;
       let buf = data as Buffer;
       if (offset + buf.length > opts.size) throw new BadRequest('body longer than declared length');
       while (buf.length > 0) {
@@ -68,7 +70,13 @@ export async function writeChunks(
         buf = buf.subarray(n);
         if (current.remaining === 0) {
           // Acks of this chunk are awaited while the next chunk streams: fsync latency overlaps.
-          done.push(current.finish());
+          // A chunk that fails meanwhile ends the upload at the next write (a disk filling up
+          // should not take another gigabyte first), and is never an unhandled rejection.
+          const finished = current.finish();
+          finished.catch((err) => {
+            failed ??= err;
+          });
+          done.push(finished);
           current = undefined;
         }
       }
@@ -97,7 +105,21 @@ interface ReplicaWrite {
   replica: Replica;
   pass: PassThrough;
   result: Promise<{ sha256: string; size: number }>;
-  failed: boolean;
+  failed?: Error;
+}
+
+/**
+ * The error of a chunk write that lost its quorum: a full disk (507, retrying does not help) when
+ * every replica that failed failed for want of space, else unavailable (503, retry).
+ */
+function quorumLost(message: string, failures: unknown[]): Error {
+  const noSpace = (e: unknown) =>
+    e instanceof InsufficientStorage ||
+    (e as NodeJS.ErrnoException)?.code === 'ENOSPC' ||
+    (e as NodeJS.ErrnoException)?.code === 'EDQUOT';
+  return failures.length > 0 && failures.every(noSpace)
+    ? new InsufficientStorage(message)
+    : new Unavailable(message);
 }
 
 /** One chunk being streamed to its R replicas at once, with backpressure from the slowest. */
@@ -133,17 +155,12 @@ class ChunkFanout {
     this.writes = replicas.map((replica) => {
       // A local write buffers in its file writer (localWriteBatchBytes): the relay needs little.
       const pass = new PassThrough({ highWaterMark: replica.volume ? localRelayBytes : replicaBufferBytes });
-      const w: ReplicaWrite = {
-        replica,
-        pass,
-        failed: false,
-        result: this.putReplica(replica, pass),
-      };
+      const w: ReplicaWrite = { replica, pass, result: this.putReplica(replica, pass) };
       // A local replica reads its stream only once the node has begun the write: an abort before
       // that must not be an unhandled 'error' (the failure reaches `result` either way).
       pass.on('error', () => {});
-      w.result.catch(() => {
-        w.failed = true;
+      w.result.catch((err) => {
+        w.failed = err;
         pass.destroy();
       });
       return w;
@@ -180,7 +197,13 @@ class ChunkFanout {
   private checkQuorum(): void {
     const alive = this.writes.filter((w) => !w.failed).length;
     if (alive < this.opts.writeQuorum) {
-      throw new Unavailable(`chunk write lost quorum: ${alive} of ${this.opts.writeQuorum} replicas left`);
+      throw quorumLost(
+        `chunk write lost quorum: ${alive} of ${this.opts.writeQuorum} replicas left (${this.writes
+          .filter((w) => w.failed)
+          .map((w) => w.failed?.message)
+          .join('; ')})`,
+        this.writes.filter((w) => w.failed).map((w) => w.failed),
+      );
     }
   }
 
@@ -205,8 +228,9 @@ class ChunkFanout {
       const reasons = results.map((r) =>
         r.status === 'rejected' ? String(r.reason?.message ?? r.reason) : 'ok',
       );
-      throw new Unavailable(
+      throw quorumLost(
         `chunk ${this.id}: ${nodeIds.length} of ${this.opts.writeQuorum} replicas acknowledged (${reasons.join('; ')})`,
+        results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : [])),
       );
     }
     return {

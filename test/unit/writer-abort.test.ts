@@ -8,6 +8,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import type { ClusterView, Replica } from '../../gateway/storage/cluster.js';
 import { writeChunks } from '../../gateway/storage/writer.js';
+import { InsufficientStorage } from '../../lib/errors.js';
 import { tempDir } from '../helpers/db.js';
 
 const chunk = 256 * 1024;
@@ -77,5 +78,43 @@ describe('writer: an abort while local writes are being begun', () => {
     // The first chunk, complete, was committed and then removed again: nothing of a failed write stays.
     expect(calls.committed).to.equal(3);
     expect(calls.deleted).to.equal(3);
+  });
+
+  it('a chunk that fails after its last byte (a full disk at commit) ends the upload, never unhandled', async () => {
+    const { cluster } = standInCluster(dir, 0);
+    const replicas = cluster.place('x', 3);
+    const client = replicas[0].client as unknown as { commitLocalWrite: () => Promise<never> };
+    client.commitLocalWrite = async () => {
+      throw new InsufficientStorage('the disk is full');
+    };
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', record);
+    let pieces = 0;
+    async function* body() {
+      for (let i = 0; i < 16; i++) {
+        pieces++;
+        yield Buffer.alloc(chunk, i);
+        // Slower than a commit: the first chunk has failed before the body is half read.
+        await new Promise((r) => setTimeout(r, 30));
+      }
+    }
+    try {
+      const err = await writeChunks(body(), cluster, {
+        size: 16 * chunk,
+        chunkSize: chunk,
+        replication: 3,
+        writeQuorum: 2,
+      }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err).to.be.instanceOf(InsufficientStorage);
+      expect(pieces).to.be.lessThan(16);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(unhandled).to.deep.equal([]);
+    } finally {
+      process.off('unhandledRejection', record);
+    }
   });
 });
