@@ -460,7 +460,7 @@ function printFsck(out: Out, r: Json): void {
   out(
     table(
       ['FINDING', 'COUNT', 'EXAMPLES'],
-      Object.entries(counts).map(([k, v]) => [k, String(v), list(examples[k]).map(String).join(' ') || '']),
+      Object.entries(counts).map(([k, v]) => [k, String(v), strings(examples[k]).join(' ')]),
     ),
   );
   const nodes = list(r.nodes);
@@ -613,6 +613,11 @@ function obj(v: unknown): Json {
 
 function list(v: unknown): Json[] {
   return Array.isArray(v) ? v.map(obj) : [];
+}
+
+/** The examples of a finding: chunk ids or `id@node` strings. */
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.map(str) : [];
 }
 
 function str(v: unknown): string {

@@ -175,12 +175,16 @@ export function createApi(ops: ClusterOps, adminToken: string, logger: Logger, d
   return app;
 }
 
-async function readJson(ctx: Koa.Context): Promise<Record<string, unknown>> {
+/** A JSON object request body of at most `maxBytes` (413 beyond, 400 BadJson if not an object). */
+export async function readJson(
+  ctx: Koa.Context,
+  maxBytes = BODY_BYTES_MAX,
+): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req) {
     size += (chunk as Buffer).length;
-    if (size > BODY_BYTES_MAX) throw new ApiError(413, 'TooLarge', `body exceeds ${BODY_BYTES_MAX} bytes`);
+    if (size > maxBytes) throw new ApiError(413, 'TooLarge', `body exceeds ${maxBytes} bytes`);
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();

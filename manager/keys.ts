@@ -4,9 +4,9 @@
 // through a short cache (gateway/credentials.ts), so a deleted key stops working within seconds.
 import type Router from '@koa/router';
 import type { Knex } from 'knex';
-import type Koa from 'koa';
 import { BadRequest, Conflict, NotFound } from '../lib/errors.js';
 import { newKeyPair } from '../lib/ids.js';
+import { readJson } from './api.js';
 
 /** A sentence for a person, not a document. */
 const DESCRIPTION_CHARS_MAX = 256;
@@ -32,7 +32,7 @@ export function registerKeyRoutes(router: Router, db: Knex): void {
   });
 
   router.post('/api/keys', async (ctx) => {
-    const body = await readJson(ctx);
+    const body = await readJson(ctx, BODY_BYTES_MAX);
     const description = body.description ?? '';
     if (typeof description !== 'string' || [...description].length > DESCRIPTION_CHARS_MAX) {
       throw new BadRequest(`description must be a string of at most ${DESCRIPTION_CHARS_MAX} characters`);
@@ -74,26 +74,4 @@ function toInfo(row: {
     root: row.root,
     createdAt: new Date(row.created_at).toISOString(),
   };
-}
-
-async function readJson(ctx: Koa.Context): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > BODY_BYTES_MAX) throw new BadRequest(`body exceeds ${BODY_BYTES_MAX} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new BadRequest('request body is not valid JSON');
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new BadRequest('request body must be a JSON object');
-  }
-  return parsed as Record<string, unknown>;
 }

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   CreateBucketCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   ListBucketsCommand,
   PutObjectCommand,
@@ -166,7 +167,11 @@ describe('admin CLI', function () {
     const events = await admin('events', '--node', victim, '--limit', '20');
     expect(events).to.match(/draining/);
     expect(events).to.match(/removed/);
+    // A deleted object's chunks wait out the GC grace: fsck lists them as pending deletes, by id.
+    await s3.send(new DeleteObjectCommand({ Bucket: 'cli-drain', Key: 'o0' }));
     const fsck = await cli(['fsck', '--url', c.manager.url, '--token', c.manager.adminToken]);
     expect(fsck.stdout).to.match(/^fsck: (clean|NOT CLEAN)/);
+    expect(fsck.stdout).to.match(/pendingDeletes\s+\d+\s+[0-9a-f]{32}/);
+    expect(fsck.stdout).to.not.include('[object Object]');
   });
 });
