@@ -19,6 +19,12 @@ export interface GatewayConfig {
   adminToken?: string;
   ringRefreshMs: number;
   nodeTimeoutMs: number;
+  /**
+   * A replica that stays this far behind while a write quorum keeps up (no drain, no answer) is
+   * dropped from the chunk and left to repair: a hung node costs a write this long, not the node
+   * timeout. Never less than the time the quorum itself took to answer.
+   */
+  replicaStallMs: number;
   /** Smallest part (but the last) CompleteMultipartUpload accepts; S3's is 5 MiB. Lower it only in tests. */
   multipartPartMinBytes: number;
   /** Objects up to this size are kept in their metadata row, not in chunks (0: never). */
@@ -55,6 +61,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     adminToken: r.optional('S3DFS_ADMIN_TOKEN'),
     ringRefreshMs: r.int('S3DFS_RING_REFRESH_MS', 1000, 50, 60_000),
     nodeTimeoutMs: r.int('S3DFS_NODE_TIMEOUT_MS', 30_000, 100, 600_000),
+    replicaStallMs: r.int('S3DFS_REPLICA_STALL_MS', 5_000, 50, 600_000),
     multipartPartMinBytes: r.bytes('S3DFS_MULTIPART_MIN_PART', 5 * 1024 ** 2, 0, 5 * 1024 ** 3),
     inlineMaxBytes: r.bytes('S3DFS_INLINE_MAX', 16 * 1024, 0, inlineMaxBytesMax),
     localReads: r.oneOf('S3DFS_LOCAL_READS', 'auto', ['auto', 'off'] as const),

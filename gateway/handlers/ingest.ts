@@ -122,6 +122,7 @@ export async function ingest(
       chunkSize: config.chunkSizeBytes,
       replication: config.replication,
       writeQuorum: config.writeQuorum,
+      replicaStallMs: config.replicaStallMs,
       partNumber: opts.partNumber,
     });
     const result = body.verifier.result;

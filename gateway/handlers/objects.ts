@@ -303,6 +303,7 @@ export async function copyData(
     chunkSize: config.chunkSizeBytes,
     replication: config.replication,
     writeQuorum: config.writeQuorum,
+    replicaStallMs: config.replicaStallMs,
     partNumber,
   });
   return {

@@ -55,6 +55,7 @@ export async function objectBytes(
     start,
     end,
     log: r.log,
+    stallMs: r.gw.config.replicaStallMs,
     onCorrupt: (chunkId, nodeId) => {
       r.gw.meta.markReplicaCorrupt(chunkId, nodeId).catch(() => {});
     },

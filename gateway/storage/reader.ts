@@ -18,6 +18,12 @@ export interface ReadOptions {
   log?: Logger;
   /** Called when a node served bytes that failed their checksum, so repair can replace them. */
   onCorrupt?: (chunkId: string, nodeId: string) => void;
+  /**
+   * A replica that sends nothing for this long while the reader waits on it (a hung node; not a
+   * slow client, whose wait is not counted) is given up for the next one, from the first byte not
+   * yet sent. Unset: until the node timeout.
+   */
+  stallMs?: number;
 }
 
 interface Piece {
@@ -64,7 +70,7 @@ async function* streamPieces(
         const reading: Opened = current;
         const sentBefore = sent;
         try {
-          for await (const buf of reading.stream) {
+          for await (const buf of watched(reading, opts.stallMs)) {
             sent += buf.length;
             // Prefetch: once the current chunk flows, open the next one.
             if (!next && i + 1 < pieces.length) {
@@ -106,6 +112,51 @@ async function* streamPieces(
   }
 }
 
+/** A node's answer to a GET, or Unavailable once it is `stallMs` late (its late stream is closed). */
+async function withinStall<T extends { stream: Readable }>(
+  answer: Promise<T>,
+  stallMs: number | undefined,
+  replica: Replica,
+): Promise<T> {
+  if (stallMs === undefined) return answer;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'stalled'>((resolve) => {
+    timer = setTimeout(resolve, stallMs, 'stalled');
+  });
+  const first = await Promise.race([answer, late]).finally(() => clearTimeout(timer));
+  if (first !== 'stalled') return first;
+  answer.then(
+    (res) => res.stream.destroy(),
+    () => {},
+  );
+  throw new Unavailable(`node ${replica.node.id} did not answer within ${stallMs} ms`);
+}
+
+/** The replica's stream, failing with Unavailable when a read of it waits longer than `stallMs`. */
+async function* watched(opened: Opened, stallMs: number | undefined): AsyncGenerator<Buffer> {
+  if (stallMs === undefined) return yield* opened.stream;
+  const it: AsyncIterator<Buffer> = opened.stream[Symbol.asyncIterator]();
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const pending = it.next();
+    // Destroying a stalled stream rejects the read it was waiting on: that is no unhandled error.
+    pending.catch(() => {});
+    const next = await Promise.race([
+      pending,
+      new Promise<'stalled'>((resolve) => {
+        timer = setTimeout(resolve, stallMs, 'stalled');
+      }),
+    ]);
+    clearTimeout(timer);
+    if (next === 'stalled') {
+      opened.stream.destroy();
+      throw new Unavailable(`node ${opened.replica.node.id} sent nothing for ${stallMs} ms`);
+    }
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
 /** Opens a piece on the first replica that answers; throws Unavailable when none does. */
 async function open(
   piece: Piece,
@@ -123,7 +174,7 @@ async function open(
       if (local) return { stream: local, replica, rest: replicas.slice(i + 1), local: true };
     }
     try {
-      const res = await replica.client.get(piece.chunk.id, range);
+      const res = await withinStall(replica.client.get(piece.chunk.id, range), opts.stallMs, replica);
       if (res.sha256 && res.sha256 !== piece.chunk.sha256) {
         res.stream.destroy();
         opts.onCorrupt?.(piece.chunk.id, replica.node.id);

@@ -21,6 +21,8 @@ export interface WriteOptions {
   chunkSize: number;
   replication: number;
   writeQuorum: number;
+  /** See GatewayConfig.replicaStallMs; unset: a replica is waited for until it fails. */
+  replicaStallMs?: number;
   partNumber?: number;
 }
 
@@ -174,13 +176,47 @@ class ChunkFanout {
       this.parts.push(buf);
       return;
     }
-    const waits: Promise<unknown>[] = [];
-    for (const w of this.writes) {
-      if (w.failed) continue;
-      if (!w.pass.write(buf)) waits.push(Promise.race([once(w.pass, 'drain'), w.result.catch(() => {})]));
-    }
-    if (waits.length > 0) await Promise.all(waits);
+    const behind = new Set<ReplicaWrite>();
+    for (const w of this.writes) if (!w.failed && !w.pass.write(buf)) behind.add(w);
+    if (behind.size > 0) await this.drained(behind);
     this.checkQuorum();
+  }
+
+  /**
+   * Waits for the replicas `behind` to drain (or fail). One still behind after replicaStallMs while
+   * a write quorum keeps up is dropped: a hung node must not hold every upload until its timeout.
+   */
+  private async drained(behind: Set<ReplicaWrite>): Promise<void> {
+    const all = Promise.all(
+      [...behind].map((w) =>
+        Promise.race([once(w.pass, 'drain'), w.result.catch(() => {})]).then(() => behind.delete(w)),
+      ),
+    );
+    const stallMs = this.opts.replicaStallMs;
+    if (stallMs === undefined) return void (await all);
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = await Promise.race([
+        all.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(resolve, stallMs, true);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!stalled) return;
+      const keepingUp = this.writes.filter((w) => !w.failed && !behind.has(w)).length;
+      if (keepingUp >= this.opts.writeQuorum) {
+        for (const w of behind) this.drop(w, `stalled for ${stallMs} ms while writing`);
+        return;
+      }
+    }
+  }
+
+  /** Gives up on one replica; the chunk is recorded without it and repair makes up the count. */
+  private drop(w: ReplicaWrite, why: string): void {
+    if (w.failed) return;
+    w.failed = new Unavailable(`node ${w.replica.node.id} ${why}`);
+    w.pass.destroy(w.failed);
   }
 
   /**
@@ -214,9 +250,9 @@ class ChunkFanout {
     let results: PromiseSettledResult<{ sha256: string; size: number }>[];
     if (this.parts) {
       const body = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
-      results = await Promise.allSettled(this.replicas.map((r) => this.putReplica(r, body, sha256)));
+      results = await this.acks(this.replicas.map((r) => this.putReplica(r, body, sha256)));
     } else {
-      results = await Promise.allSettled(this.writes.map((w) => w.result));
+      results = await this.acks(this.writes.map((w) => (w.failed ? Promise.reject(w.failed) : w.result)));
     }
     const nodeIds: string[] = [];
     results.forEach((r, i) => {
@@ -242,6 +278,51 @@ class ChunkFanout {
       partNumber: this.opts.partNumber ?? null,
       nodeIds,
     };
+  }
+
+  /**
+   * Every replica's answer, except that once a write quorum has answered, the others get as long
+   * again (at least replicaStallMs) and are then counted as failed: their late answers are ignored,
+   * and a file a late one commits anyway is an orphan that the inventory walk removes.
+   */
+  private async acks<T>(writes: Promise<T>[]): Promise<PromiseSettledResult<T>[]> {
+    const stallMs = this.opts.replicaStallMs;
+    if (stallMs === undefined) return Promise.allSettled(writes);
+    const started = Date.now();
+    const results: (PromiseSettledResult<T> | undefined)[] = writes.map(() => undefined);
+    let ok = 0;
+    let settled = 0;
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        clearTimeout(timer);
+        resolve(
+          results.map(
+            (r) =>
+              r ?? {
+                status: 'rejected',
+                reason: new Unavailable(`no answer within ${Date.now() - started} ms`),
+              },
+          ),
+        );
+      };
+      writes.forEach((p, i) => {
+        p.then(
+          (value) => {
+            results[i] = { status: 'fulfilled', value };
+            ok++;
+          },
+          (reason) => {
+            results[i] = { status: 'rejected', reason };
+          },
+        ).then(() => {
+          settled++;
+          if (settled === writes.length) finish();
+          else if (ok === this.opts.writeQuorum && timer === undefined)
+            timer = setTimeout(finish, Math.max(stallMs, Date.now() - started));
+        });
+      });
+    });
   }
 
   abort(err: Error): void {

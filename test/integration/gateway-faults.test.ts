@@ -204,3 +204,83 @@ describe('gateway under faults', function () {
     expect(sha256(await getBytes('before-second-kill'))).to.equal(sha256(before));
   });
 });
+
+describe('gateway with a hung storage node', function () {
+  this.timeout(90_000);
+  let c: TestCluster;
+
+  before(async () => {
+    // A node frozen with SIGSTOP accepts connections and answers nothing: only the write path's
+    // stall limit (1 s here, against a 30 s node timeout) keeps uploads going.
+    c = await startTestCluster({
+      portBase: 24600,
+      chunkSize: chunk,
+      env: {
+        S3DFS_PROBE_TIMEOUT_MS: '1000',
+        S3DFS_DOWN_AFTER_MS: '60000',
+        S3DFS_HEAL_INTERVAL_MS: '0',
+        S3DFS_REPLICA_STALL_MS: '1000',
+        S3DFS_NODE_TIMEOUT_MS: '30000',
+        S3DFS_LOCAL_READS: 'off',
+      },
+    });
+  });
+  after(async () => c?.stop());
+
+  it('reads from the next replica when the first one does not answer', async () => {
+    const s3 = c.client({ maxAttempts: 1 });
+    await s3.send(new CreateBucketCommand({ Bucket: 'hung-read' }));
+    const data = bytes(8 * chunk, 32);
+    await s3.send(new PutObjectCommand({ Bucket: 'hung-read', Key: 'k', Body: data }));
+    const chunks = await chunksOfKey(c, 'hung-read', 'k');
+    const victim = c.gateway.cluster.readOrder(chunks[0].id, chunks[0].nodeIds)[0].node.id;
+    const pid = (c.manager.runtime as ProcessRuntime).pid(victim)!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const started = Date.now();
+      const res = await s3.send(new GetObjectCommand({ Bucket: 'hung-read', Key: 'k' }));
+      expect(sha256(Buffer.from(await res.Body!.transformToByteArray()))).to.equal(sha256(data));
+      expect(Date.now() - started).to.be.lessThan(15_000);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+
+  for (const localWrites of [true, false]) {
+    it(`finishes PUTs on the other two replicas (${localWrites ? 'local' : 'HTTP'} writes)`, async () => {
+      const s3 = c.client({ maxAttempts: 1 });
+      const b = `hung-${localWrites ? 'local' : 'http'}`;
+      await s3.send(new CreateBucketCommand({ Bucket: b }));
+      // The victim of the previous case must be up again, or placement passes it over.
+      await waitFor(() => c.gateway.cluster.snapshot.nodes.every((n) => n.status === 'up'), 20_000);
+      const runtime = c.manager.runtime as ProcessRuntime;
+      const victim = c.gateway.cluster.snapshot.nodes[0].id;
+      const pid = runtime.pid(victim)!;
+      if (!localWrites) c.gateway.cluster.localVolumes.forget(victim);
+      process.kill(pid, 'SIGSTOP');
+      try {
+        const data = bytes(8 * chunk, 31);
+        const started = Date.now();
+        await s3.send(new PutObjectCommand({ Bucket: b, Key: 'k', Body: data }));
+        expect(Date.now() - started).to.be.lessThan(15_000);
+        const chunks = await chunksOfKey(c, b, 'k');
+        expect(chunks).to.have.length(8);
+        for (const ch of chunks) {
+          expect(ch.nodeIds).to.not.include(victim);
+          expect(ch.nodeIds).to.have.length(2);
+        }
+        expect(
+          sha256(
+            Buffer.from(
+              await (
+                await s3.send(new GetObjectCommand({ Bucket: b, Key: 'k' }))
+              ).Body!.transformToByteArray(),
+            ),
+          ),
+        ).to.equal(sha256(data));
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+    });
+  }
+});
