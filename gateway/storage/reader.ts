@@ -136,24 +136,31 @@ async function withinStall<T extends { stream: Readable }>(
 async function* watched(opened: Opened, stallMs: number | undefined): AsyncGenerator<Buffer> {
   if (stallMs === undefined) return yield* opened.stream;
   const it: AsyncIterator<Buffer> = opened.stream[Symbol.asyncIterator]();
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    const pending = it.next();
-    // Destroying a stalled stream rejects the read it was waiting on: that is no unhandled error.
-    pending.catch(() => {});
-    const next = await Promise.race([
-      pending,
-      new Promise<'stalled'>((resolve) => {
-        timer = setTimeout(resolve, stallMs, 'stalled');
-      }),
-    ]);
-    clearTimeout(timer);
-    if (next === 'stalled') {
-      opened.stream.destroy();
-      throw new Unavailable(`node ${opened.replica.node.id} sent nothing for ${stallMs} ms`);
+  let ended = false;
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const pending = it.next();
+      // Destroying a stalled stream rejects the read it was waiting on: that is no unhandled error.
+      pending.catch(() => {});
+      const next = await Promise.race([
+        pending,
+        new Promise<'stalled'>((resolve) => {
+          timer = setTimeout(resolve, stallMs, 'stalled');
+        }),
+      ]);
+      clearTimeout(timer);
+      if (next === 'stalled')
+        throw new Unavailable(`node ${opened.replica.node.id} sent nothing for ${stallMs} ms`);
+      if (next.done) {
+        ended = true;
+        return;
+      }
+      yield next.value;
     }
-    if (next.done) return;
-    yield next.value;
+  } finally {
+    // Stalled, failed, or its reader stopped early: the file or connection is closed here.
+    if (!ended) opened.stream.destroy();
   }
 }
 
