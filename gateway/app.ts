@@ -32,7 +32,11 @@ export function createApp(deps: AppDeps): Koa {
     const rawQuery = q < 0 ? '' : rawUrl.slice(q + 1);
     let op = 'Unknown';
     let s3req: S3Request | undefined;
+    // Set only when the client aborts, not when the server destroys a request it refuses.
     let clientGone = false;
+    koa.req.once('aborted', () => {
+      clientGone = true;
+    });
     try {
       s3req = parseRequest(
         { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, host: koa.req.headers.host },
@@ -56,7 +60,6 @@ export function createApp(deps: AppDeps): Koa {
     } catch (err) {
       // A client that closed or reset its connection mid-request has nobody left to answer, and
       // what failed is not the server: logged as nginx's 499, not as an internal error.
-      clientGone = koa.req.destroyed && !koa.req.complete;
       if (!clientGone) {
         const s3err = toS3Error(err, notFoundCode(s3req));
         if (s3err.code === 'InternalError') log.error({ err }, 'internal error');

@@ -20,9 +20,10 @@ export interface GatewayConfig {
   ringRefreshMs: number;
   nodeTimeoutMs: number;
   /**
-   * A replica that stays this far behind while a write quorum keeps up (no drain, no answer) is
-   * dropped from the chunk and left to repair: a hung node costs a write this long, not the node
-   * timeout. Never less than the time the quorum itself took to answer.
+   * A replica that stays this far behind (no drain, no answer, no bytes) while its node answers no
+   * health probe is given up: dropped from a chunk being written if a write quorum keeps up (repair
+   * tops it up), failed over from on a read. A hung node costs this long, not the node timeout; a
+   * busy one that still answers its probes is waited for.
    */
   replicaStallMs: number;
   /** Smallest part (but the last) CompleteMultipartUpload accepts; S3's is 5 MiB. Lower it only in tests. */

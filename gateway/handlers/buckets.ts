@@ -1,5 +1,5 @@
 import { S3Error } from '../s3/errors.js';
-import { validateBucketName } from '../s3/router.js';
+import { refuseNul, validateBucketName } from '../s3/router.js';
 import {
   accessControlPolicyXml,
   listAllMyBucketsXml,
@@ -46,6 +46,7 @@ export async function listBuckets(r: RequestCtx): Promise<void> {
         extra: { ArgumentName: 'continuation-token' },
       });
     after = after.slice(2);
+    refuseNul(after, 'continuation-token');
   }
   // One more row than asked tells whether another page follows.
   const rows = await r.gw.meta.listBuckets({

@@ -9,7 +9,7 @@ import {
   headBucket,
   listBuckets,
 } from './buckets.js';
-import type { RequestCtx } from './context.js';
+import { header, type RequestCtx } from './context.js';
 import { listObjectsV1, listObjectsV2, listObjectVersions } from './listing.js';
 import {
   abortMultipartUpload,
@@ -122,12 +122,10 @@ function refuseUnsupportedHeaders(h: IncomingHttpHeaders): void {
     if (name.startsWith('x-amz-grant-'))
       refuse(name, 'Access control (objects are private to their account)');
   }
-  const value = (name: string) => {
-    const v = h[name];
-    return (Array.isArray(v) ? v.join(',') : v)?.trim();
-  };
+  const value = (name: string) => header(h, name)?.trim();
   const acl = value('x-amz-acl');
-  if (acl !== undefined && acl !== 'private')
+  // One account owns every bucket and object here: these ACLs grant nothing beyond `private`.
+  if (acl !== undefined && !['private', 'bucket-owner-full-control', 'bucket-owner-read'].includes(acl))
     refuse('x-amz-acl', 'Access control (objects are private to their account)');
   const storageClass = value('x-amz-storage-class');
   if (storageClass !== undefined && storageClass.toUpperCase() !== 'STANDARD')

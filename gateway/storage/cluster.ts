@@ -83,6 +83,15 @@ export class ClusterView {
     return this.snap;
   }
 
+  /**
+   * Whether the manager's probes last found this node answering. A replica that stalls is given up
+   * only once it is not: a stopped node stops answering probes too, a merely busy one does not.
+   */
+  answering(nodeId: string): boolean {
+    const status = this.snap?.nodes.find((n) => n.id === nodeId)?.status;
+    return status === 'up' || status === 'draining';
+  }
+
   /** The nodes a new chunk goes to, in ring order. */
   place(chunkId: string, count: number): Replica[] {
     if (!this.ring) throw new Error('cluster view not started');

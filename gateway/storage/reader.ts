@@ -70,7 +70,7 @@ async function* streamPieces(
         const reading: Opened = current;
         const sentBefore = sent;
         try {
-          for await (const buf of watched(reading, opts.stallMs)) {
+          for await (const buf of watched(reading, opts.stallMs, cluster)) {
             sent += buf.length;
             // Prefetch: once the current chunk flows, open the next one.
             if (!next && i + 1 < pieces.length) {
@@ -112,46 +112,68 @@ async function* streamPieces(
   }
 }
 
-/** A node's answer to a GET, or Unavailable once it is `stallMs` late (its late stream is closed). */
+/**
+ * Resolves with `waiting`, or with 'stalled' once it has taken `stallMs` and the node answers no
+ * health probe (a busy node, still answering them, is waited for as long as it takes).
+ */
+async function untilStalled<T>(
+  waiting: Promise<T>,
+  stallMs: number,
+  replica: Replica,
+  cluster: ClusterView,
+): Promise<T | 'stalled'> {
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const first = await Promise.race([
+        waiting,
+        new Promise<'late'>((resolve) => {
+          timer = setTimeout(resolve, stallMs, 'late');
+        }),
+      ]);
+      if (first !== 'late') return first;
+      if (!cluster.answering(replica.node.id)) return 'stalled';
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** A node's answer to a GET, or Unavailable once it has stalled (its late answer is closed). */
 async function withinStall<T extends { stream: Readable }>(
   answer: Promise<T>,
   stallMs: number | undefined,
   replica: Replica,
+  cluster: ClusterView,
 ): Promise<T> {
   if (stallMs === undefined) return answer;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'stalled'>((resolve) => {
-    timer = setTimeout(resolve, stallMs, 'stalled');
-  });
-  const first = await Promise.race([answer, late]).finally(() => clearTimeout(timer));
-  if (first !== 'stalled') return first;
+  if ((await untilStalled(answer, stallMs, replica, cluster)) !== 'stalled') return answer;
   answer.then(
     (res) => res.stream.destroy(),
     () => {},
   );
-  throw new Unavailable(`node ${replica.node.id} did not answer within ${stallMs} ms`);
+  throw new Unavailable(`node ${replica.node.id} did not answer within ${stallMs} ms and answers no probe`);
 }
 
-/** The replica's stream, failing with Unavailable when a read of it waits longer than `stallMs`. */
-async function* watched(opened: Opened, stallMs: number | undefined): AsyncGenerator<Buffer> {
+/** The replica's stream, failing with Unavailable once it stalls (see untilStalled). */
+async function* watched(
+  opened: Opened,
+  stallMs: number | undefined,
+  cluster: ClusterView,
+): AsyncGenerator<Buffer> {
   if (stallMs === undefined) return yield* opened.stream;
   const it: AsyncIterator<Buffer> = opened.stream[Symbol.asyncIterator]();
   let ended = false;
   try {
     for (;;) {
-      let timer: NodeJS.Timeout | undefined;
       const pending = it.next();
       // Destroying a stalled stream rejects the read it was waiting on: that is no unhandled error.
       pending.catch(() => {});
-      const next = await Promise.race([
-        pending,
-        new Promise<'stalled'>((resolve) => {
-          timer = setTimeout(resolve, stallMs, 'stalled');
-        }),
-      ]);
-      clearTimeout(timer);
+      const next = await untilStalled(pending, stallMs, opened.replica, cluster);
       if (next === 'stalled')
-        throw new Unavailable(`node ${opened.replica.node.id} sent nothing for ${stallMs} ms`);
+        throw new Unavailable(
+          `node ${opened.replica.node.id} sent nothing for ${stallMs} ms and answers no probe`,
+        );
       if (next.done) {
         ended = true;
         return;
@@ -181,7 +203,12 @@ async function open(
       if (local) return { stream: local, replica, rest: replicas.slice(i + 1), local: true };
     }
     try {
-      const res = await withinStall(replica.client.get(piece.chunk.id, range), opts.stallMs, replica);
+      const res = await withinStall(
+        replica.client.get(piece.chunk.id, range),
+        opts.stallMs,
+        replica,
+        cluster,
+      );
       if (res.sha256 && res.sha256 !== piece.chunk.sha256) {
         res.stream.destroy();
         opts.onCorrupt?.(piece.chunk.id, replica.node.id);

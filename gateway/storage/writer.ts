@@ -187,9 +187,12 @@ class ChunkFanout {
    * a write quorum keeps up is dropped: a hung node must not hold every upload until its timeout.
    */
   private async drained(behind: Set<ReplicaWrite>): Promise<void> {
+    // A replica that fails while behind is no longer waited for: its pass errors, its result rejects.
     const all = Promise.all(
       [...behind].map((w) =>
-        Promise.race([once(w.pass, 'drain'), w.result.catch(() => {})]).then(() => behind.delete(w)),
+        Promise.race([once(w.pass, 'drain').catch(() => {}), w.result.catch(() => {})]).then(() =>
+          behind.delete(w),
+        ),
       ),
     );
     const stallMs = this.opts.replicaStallMs;
@@ -205,9 +208,10 @@ class ChunkFanout {
       clearTimeout(timer);
       if (!stalled) return;
       const keepingUp = this.writes.filter((w) => !w.failed && !behind.has(w)).length;
-      if (keepingUp >= this.opts.writeQuorum) {
-        for (const w of behind) this.drop(w, `stalled for ${stallMs} ms while writing`);
-        return;
+      const hung = [...behind].filter((w) => !this.cluster.answering(w.replica.node.id));
+      if (hung.length > 0 && keepingUp >= this.opts.writeQuorum) {
+        for (const w of hung) this.drop(w, `stalled for ${stallMs} ms while writing and answers no probe`);
+        if (behind.size === hung.length) return;
       }
     }
   }
@@ -286,6 +290,7 @@ class ChunkFanout {
    * and a file a late one commits anyway is an orphan that the inventory walk removes.
    */
   private async acks<T>(writes: Promise<T>[]): Promise<PromiseSettledResult<T>[]> {
+    const replicas = this.replicas;
     const stallMs = this.opts.replicaStallMs;
     if (stallMs === undefined) return Promise.allSettled(writes);
     const started = Date.now();
@@ -296,6 +301,11 @@ class ChunkFanout {
       let timer: NodeJS.Timeout | undefined;
       const finish = () => {
         clearTimeout(timer);
+        // A slow node that still answers probes is waited for; only a silent one is given up.
+        if (results.some((r, i) => r === undefined && this.cluster.answering(replicas[i].node.id))) {
+          timer = setTimeout(finish, stallMs);
+          return;
+        }
         resolve(
           results.map(
             (r) =>
