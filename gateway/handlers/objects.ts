@@ -141,7 +141,7 @@ async function deleteOne(r: RequestCtx, bucket: string, key: string, ifMatch: st
   }
   const obj = await r.gw.meta.getObject(bucket, key);
   if (!obj) throw new S3Error('NoSuchKey', undefined, { extra: { Key: key } });
-  if (!etagMatches(ifMatch, obj.etag) || !(await r.gw.meta.deleteObjectRow(obj.id)))
+  if (!etagMatches(ifMatch, obj.etag) || !(await r.gw.meta.removeObject(obj.id, 'deleted')))
     throw new S3Error('PreconditionFailed', undefined, { extra: { Condition: 'If-Match' } });
 }
 

@@ -402,7 +402,7 @@ export class MetaStore {
       if (!old) throw new NotFound('NoSuchKey');
       if (!etagMatches(cond.ifMatch, old.etag)) throw new PreconditionFailed('etag differs');
     }
-    if (old) await this.removeObjectIn(trx, old.id, 'overwritten');
+    if (old) await this.removeObject(old.id, 'overwritten', trx);
     const [row] = await trx('objects')
       .insert({ bucket, key, ...objectColumnsOf(meta), last_modified: trx.fn.now() })
       .returning(objectColumns);
@@ -428,25 +428,17 @@ export class MetaStore {
   }
 
   /**
-   * Deletes the version with this row id (a conditional delete checked its ETag); false when it is
-   * no longer the current one, overwritten or deleted since it was read.
+   * Deletes the version with this row id, in `db` (a commit's transaction) or on its own; false
+   * when it is no longer the current one (overwritten or deleted since it was read). Its chunks
+   * are queued for deletion (see deleteObject).
    */
-  async deleteObjectRow(objectId: number): Promise<boolean> {
-    const res = await this.db.raw(
+  async removeObject(objectId: number, reason: string, db: Knex = this.db): Promise<boolean> {
+    const res = await db.raw(
       `with o as (delete from objects where id = ? returning id)${queueChunksOf('o')}
        select count(*) as n from o`,
-      [objectId, 'deleted'],
-    );
-    return Number(res.rows[0].n) > 0;
-  }
-
-  /** Removes an object row inside a commit; its chunks are queued for deletion (see deleteObject). */
-  async removeObjectIn(trx: Knex.Transaction, objectId: number, reason: string): Promise<void> {
-    await trx.raw(
-      `with o as (delete from objects where id = ? returning id)${queueChunksOf('o')}
-       select 1`,
       [objectId, reason],
     );
+    return Number(res.rows[0].n) > 0;
   }
 
   /** Chunks of an object overlapping [start, end] (inclusive), in order, with their replicas. */
