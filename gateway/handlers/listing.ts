@@ -10,28 +10,42 @@ type ListV1 = Extract<S3Request, { op: 'ListObjects' }>;
 type ListV2 = Extract<S3Request, { op: 'ListObjectsV2' }>;
 type ListVersions = Extract<S3Request, { op: 'ListObjectVersions' }>;
 
-export async function listObjectsV1(r: RequestCtx, req: ListV1): Promise<void> {
+type Listing = ListV1 | ListV2 | ListVersions;
+
+/**
+ * One page of `req` after `after`, with the fields every listing result shares. The owner is the
+ * bucket's (the caller's), shown in each entry where the operation shows one.
+ */
+async function listPage(r: RequestCtx, req: Listing, after: string | undefined) {
   await requireBucket(r, req.bucket);
   const page = await r.gw.meta.list(req.bucket, {
     prefix: req.prefix,
     delimiter: req.delimiter || undefined,
-    after: req.marker || undefined,
+    after,
     maxKeys: req.maxKeys,
   });
+  const common = {
+    bucket: req.bucket,
+    prefix: req.prefix,
+    delimiter: req.delimiter,
+    maxKeys: req.maxKeys,
+    isTruncated: page.isTruncated,
+    encodingType: req.encodingType,
+    contents: page.contents,
+    commonPrefixes: page.commonPrefixes,
+    owner: ownerOf(r),
+  };
+  return { page, common };
+}
+
+export async function listObjectsV1(r: RequestCtx, req: ListV1): Promise<void> {
+  const { page, common } = await listPage(r, req, req.marker || undefined);
   sendXml(
     r,
     listObjectsV1Xml({
-      bucket: req.bucket,
-      prefix: req.prefix,
-      delimiter: req.delimiter,
-      maxKeys: req.maxKeys,
-      isTruncated: page.isTruncated,
-      encodingType: req.encodingType,
+      ...common,
       marker: req.marker,
       nextMarker: page.isTruncated && req.delimiter ? page.lastReturned : undefined,
-      contents: page.contents,
-      commonPrefixes: page.commonPrefixes,
-      owner: ownerOf(r),
     }),
   );
 }
@@ -41,57 +55,31 @@ export async function listObjectsV1(r: RequestCtx, req: ListV1): Promise<void> {
  * version `null` (what S3 lists for a bucket that never had versioning; bucket-emptying tools use it).
  */
 export async function listObjectVersions(r: RequestCtx, req: ListVersions): Promise<void> {
-  await requireBucket(r, req.bucket);
-  const page = await r.gw.meta.list(req.bucket, {
-    prefix: req.prefix,
-    delimiter: req.delimiter || undefined,
-    after: req.keyMarker || undefined,
-    maxKeys: req.maxKeys,
-  });
+  const { page, common } = await listPage(r, req, req.keyMarker || undefined);
   sendXml(
     r,
     listVersionsXml({
-      bucket: req.bucket,
-      prefix: req.prefix,
-      delimiter: req.delimiter,
-      maxKeys: req.maxKeys,
-      isTruncated: page.isTruncated,
-      encodingType: req.encodingType,
+      ...common,
       keyMarker: req.keyMarker,
       nextKeyMarker: page.isTruncated ? page.lastReturned : undefined,
-      contents: page.contents,
-      commonPrefixes: page.commonPrefixes,
-      owner: ownerOf(r),
     }),
   );
 }
 
 export async function listObjectsV2(r: RequestCtx, req: ListV2): Promise<void> {
-  await requireBucket(r, req.bucket);
   const after =
     req.continuationToken !== undefined ? decodeToken(req.continuationToken) : req.startAfter || undefined;
-  const page = await r.gw.meta.list(req.bucket, {
-    prefix: req.prefix,
-    delimiter: req.delimiter || undefined,
-    after,
-    maxKeys: req.maxKeys,
-  });
+  const { page, common } = await listPage(r, req, after);
   sendXml(
     r,
     listObjectsV2Xml({
-      bucket: req.bucket,
-      prefix: req.prefix,
-      delimiter: req.delimiter,
-      maxKeys: req.maxKeys,
-      isTruncated: page.isTruncated,
-      encodingType: req.encodingType,
+      ...common,
       continuationToken: req.continuationToken,
       nextContinuationToken:
         page.isTruncated && page.lastReturned !== undefined ? encodeToken(page.lastReturned) : undefined,
       startAfter: req.startAfter,
-      contents: page.contents,
-      commonPrefixes: page.commonPrefixes,
-      owner: req.fetchOwner ? ownerOf(r) : undefined,
+      // V2 shows owners only with fetch-owner.
+      owner: req.fetchOwner ? common.owner : undefined,
     }),
   );
 }
