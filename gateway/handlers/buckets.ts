@@ -1,5 +1,5 @@
 import { S3Error } from '../s3/errors.js';
-import { refuseNul, validateBucketName } from '../s3/router.js';
+import { validateBucketName } from '../s3/router.js';
 import {
   accessControlPolicyXml,
   listAllMyBucketsXml,
@@ -9,7 +9,7 @@ import {
   versioningConfigurationXml,
   xmlBodyBytesMax,
 } from '../s3/xml.js';
-import { ownerOf, type RequestCtx } from './context.js';
+import { decodeToken, encodeToken, ownerOf, type RequestCtx } from './context.js';
 
 // Bucket operations. https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
 
@@ -38,16 +38,7 @@ export async function listBuckets(r: RequestCtx): Promise<void> {
         extra: { ArgumentName: 'max-buckets', ArgumentValue: q['max-buckets'] },
       });
   }
-  let after: string | undefined;
-  if (q['continuation-token'] !== undefined) {
-    after = Buffer.from(q['continuation-token'], 'base64url').toString('utf8');
-    if (!after.startsWith('b:'))
-      throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', {
-        extra: { ArgumentName: 'continuation-token' },
-      });
-    after = after.slice(2);
-    refuseNul(after, 'continuation-token');
-  }
+  const after = q['continuation-token'] !== undefined ? decodeToken(q['continuation-token'], 'b') : undefined;
   // One more row than asked tells whether another page follows.
   const rows = await r.gw.meta.listBuckets({
     prefix,
@@ -61,9 +52,7 @@ export async function listBuckets(r: RequestCtx): Promise<void> {
     listAllMyBucketsXml(ownerOf(r), {
       buckets: page.map((b) => ({ name: b.name, creationDate: new Date(b.created_at), region: b.region })),
       prefix,
-      continuationToken: truncated
-        ? Buffer.from(`b:${page[page.length - 1].name}`, 'utf8').toString('base64url')
-        : undefined,
+      continuationToken: truncated ? encodeToken(page[page.length - 1].name, 'b') : undefined,
     }),
   );
 }

@@ -1,8 +1,7 @@
-import { S3Error } from '../s3/errors.js';
 import type { S3Request } from '../s3/router.js';
 import { listObjectsV1Xml, listObjectsV2Xml, listVersionsXml } from '../s3/xml.js';
 import { requireBucket, sendXml } from './buckets.js';
-import { ownerOf, type RequestCtx } from './context.js';
+import { decodeToken, encodeToken, ownerOf, type RequestCtx } from './context.js';
 
 // ListObjects (v1), ListObjectsV2 and ListObjectVersions. https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html
 
@@ -68,7 +67,9 @@ export async function listObjectVersions(r: RequestCtx, req: ListVersions): Prom
 
 export async function listObjectsV2(r: RequestCtx, req: ListV2): Promise<void> {
   const after =
-    req.continuationToken !== undefined ? decodeToken(req.continuationToken) : req.startAfter || undefined;
+    req.continuationToken !== undefined
+      ? decodeToken(req.continuationToken, '1')
+      : req.startAfter || undefined;
   const { page, common } = await listPage(r, req, after);
   sendXml(
     r,
@@ -76,26 +77,10 @@ export async function listObjectsV2(r: RequestCtx, req: ListV2): Promise<void> {
       ...common,
       continuationToken: req.continuationToken,
       nextContinuationToken:
-        page.isTruncated && page.lastReturned !== undefined ? encodeToken(page.lastReturned) : undefined,
+        page.isTruncated && page.lastReturned !== undefined ? encodeToken(page.lastReturned, '1') : undefined,
       startAfter: req.startAfter,
       // V2 shows owners only with fetch-owner.
       owner: req.fetchOwner ? common.owner : undefined,
     }),
   );
-}
-
-/** Continuation tokens are opaque to clients: the last key or common prefix returned. */
-function encodeToken(last: string): string {
-  return Buffer.from(`1:${last}`, 'utf8').toString('base64url');
-}
-
-function decodeToken(token: string): string {
-  const raw = Buffer.from(token, 'base64url').toString('utf8');
-  // No key holds U+0000 (the router refuses it), and Postgres text cannot bind it.
-  if (!raw.startsWith('1:') || raw.includes('\0')) {
-    throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', {
-      extra: { ArgumentName: 'continuation-token', ArgumentValue: token },
-    });
-  }
-  return raw.slice(2);
 }

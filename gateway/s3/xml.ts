@@ -45,6 +45,14 @@ export function quoteEtag(etag: string): string {
   return etag.startsWith('"') ? etag : `"${etag}"`;
 }
 
+/**
+ * A listed ETag as element text, quoted: stored ETags are bare, and escaping the quotes once here
+ * spares an escaping pass over each entry.
+ */
+function listedEtag(etag: string): string {
+  return etag.startsWith('"') ? esc(etag) : `&quot;${esc(etag)}&quot;`;
+}
+
 export function unquoteEtag(etag: string): string {
   const t = etag.trim();
   return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
@@ -207,8 +215,7 @@ function contentsXml(entries: ListEntry[], enc: (s: string) => string, owner: Ow
   const ownerPart = ownerXml('Owner', owner);
   let out = '';
   for (const e of entries) {
-    // Stored ETags are bare; escaping the quotes once here spares xmlEscape a pass per entry.
-    const etag = e.etag.startsWith('"') ? esc(e.etag) : `&quot;${esc(e.etag)}&quot;`;
+    const etag = listedEtag(e.etag);
     const checksum = e.checksumAlgorithm
       ? el('ChecksumAlgorithm', e.checksumAlgorithm) + el('ChecksumType', e.checksumType ?? undefined)
       : '';
@@ -268,7 +275,7 @@ export function listVersionsXml(r: ListCommon & { keyMarker: string; nextKeyMark
   const ownerPart = ownerXml('Owner', r.owner);
   let versions = '';
   for (const e of r.contents) {
-    const etag = e.etag.startsWith('"') ? esc(e.etag) : `&quot;${esc(e.etag)}&quot;`;
+    const etag = listedEtag(e.etag);
     versions +=
       `<Version><Key>${esc(enc(e.key))}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>` +
       `<LastModified>${isoDate(e.lastModified)}</LastModified><ETag>${etag}</ETag><Size>${e.size}</Size>` +

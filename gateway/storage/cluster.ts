@@ -92,6 +92,28 @@ export class ClusterView {
     return status === 'up' || status === 'draining';
   }
 
+  /**
+   * Resolves with `waiting`, or with 'stalled' once it has taken `stallMs` and the node answers no
+   * health probe (a busy node, still answering them, is waited for as long as it takes).
+   */
+  async untilStalled<T>(waiting: Promise<T>, stallMs: number, nodeId: string): Promise<T | 'stalled'> {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const first = await Promise.race([
+          waiting,
+          new Promise<'late'>((resolve) => {
+            timer = setTimeout(resolve, stallMs, 'late');
+          }),
+        ]);
+        if (first !== 'late') return first;
+        if (!this.answering(nodeId)) return 'stalled';
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
   /** The nodes a new chunk goes to, in ring order. */
   place(chunkId: string, count: number): Replica[] {
     if (!this.ring) throw new Error('cluster view not started');

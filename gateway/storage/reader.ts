@@ -112,33 +112,6 @@ async function* streamPieces(
   }
 }
 
-/**
- * Resolves with `waiting`, or with 'stalled' once it has taken `stallMs` and the node answers no
- * health probe (a busy node, still answering them, is waited for as long as it takes).
- */
-async function untilStalled<T>(
-  waiting: Promise<T>,
-  stallMs: number,
-  replica: Replica,
-  cluster: ClusterView,
-): Promise<T | 'stalled'> {
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const first = await Promise.race([
-        waiting,
-        new Promise<'late'>((resolve) => {
-          timer = setTimeout(resolve, stallMs, 'late');
-        }),
-      ]);
-      if (first !== 'late') return first;
-      if (!cluster.answering(replica.node.id)) return 'stalled';
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
-
 /** A node's answer to a GET, or Unavailable once it has stalled (its late answer is closed). */
 async function withinStall<T extends { stream: Readable }>(
   answer: Promise<T>,
@@ -147,7 +120,7 @@ async function withinStall<T extends { stream: Readable }>(
   cluster: ClusterView,
 ): Promise<T> {
   if (stallMs === undefined) return answer;
-  if ((await untilStalled(answer, stallMs, replica, cluster)) !== 'stalled') return answer;
+  if ((await cluster.untilStalled(answer, stallMs, replica.node.id)) !== 'stalled') return answer;
   answer.then(
     (res) => res.stream.destroy(),
     () => {},
@@ -169,7 +142,7 @@ async function* watched(
       const pending = it.next();
       // Destroying a stalled stream rejects the read it was waiting on: that is no unhandled error.
       pending.catch(() => {});
-      const next = await untilStalled(pending, stallMs, opened.replica, cluster);
+      const next = await cluster.untilStalled(pending, stallMs, opened.replica.node.id);
       if (next === 'stalled')
         throw new Unavailable(
           `node ${opened.replica.node.id} sent nothing for ${stallMs} ms and answers no probe`,

@@ -184,36 +184,26 @@ class ChunkFanout {
 
   /**
    * Waits for the replicas `behind` to drain (or fail). One still behind after replicaStallMs while
-   * a write quorum keeps up is dropped: a hung node must not hold every upload until its timeout.
+   * its node answers no probe and a write quorum keeps up is dropped: a hung node must not hold
+   * every upload until its timeout.
    */
   private async drained(behind: Set<ReplicaWrite>): Promise<void> {
-    // A replica that fails while behind is no longer waited for: its pass errors, its result rejects.
-    const all = Promise.all(
-      [...behind].map((w) =>
-        Promise.race([once(w.pass, 'drain').catch(() => {}), w.result.catch(() => {})]).then(() =>
-          behind.delete(w),
-        ),
-      ),
-    );
     const stallMs = this.opts.replicaStallMs;
-    if (stallMs === undefined) return void (await all);
-    for (;;) {
-      let timer: NodeJS.Timeout | undefined;
-      const stalled = await Promise.race([
-        all.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(resolve, stallMs, true);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (!stalled) return;
-      const keepingUp = this.writes.filter((w) => !w.failed && !behind.has(w)).length;
-      const hung = [...behind].filter((w) => !this.cluster.answering(w.replica.node.id));
-      if (hung.length > 0 && keepingUp >= this.opts.writeQuorum) {
-        for (const w of hung) this.drop(w, `stalled for ${stallMs} ms while writing and answers no probe`);
-        if (behind.size === hung.length) return;
-      }
-    }
+    await Promise.all(
+      [...behind].map(async (w) => {
+        // A replica that fails while behind is no longer waited for: its pass errors, its result rejects.
+        const caughtUp = Promise.race([once(w.pass, 'drain').catch(() => {}), w.result.catch(() => {})]);
+        if (stallMs !== undefined) {
+          while ((await this.cluster.untilStalled(caughtUp, stallMs, w.replica.node.id)) === 'stalled') {
+            const keepingUp = this.writes.filter((x) => !x.failed && !behind.has(x)).length;
+            if (keepingUp >= this.opts.writeQuorum)
+              return this.drop(w, `stalled for ${stallMs} ms while writing and answers no probe`);
+          }
+        }
+        await caughtUp;
+        behind.delete(w);
+      }),
+    );
   }
 
   /** Gives up on one replica; the chunk is recorded without it and repair makes up the count. */
@@ -235,14 +225,12 @@ class ChunkFanout {
   }
 
   private checkQuorum(): void {
-    const alive = this.writes.filter((w) => !w.failed).length;
+    const failures = this.writes.flatMap((w) => (w.failed ? [w.failed] : []));
+    const alive = this.writes.length - failures.length;
     if (alive < this.opts.writeQuorum) {
       throw quorumLost(
-        `chunk write lost quorum: ${alive} of ${this.opts.writeQuorum} replicas left (${this.writes
-          .filter((w) => w.failed)
-          .map((w) => w.failed?.message)
-          .join('; ')})`,
-        this.writes.filter((w) => w.failed).map((w) => w.failed),
+        `chunk write lost quorum: ${alive} of ${this.opts.writeQuorum} replicas left (${failures.map((e) => e.message).join('; ')})`,
+        failures,
       );
     }
   }
@@ -286,53 +274,41 @@ class ChunkFanout {
 
   /**
    * Every replica's answer, except that once a write quorum has answered, the others get as long
-   * again (at least replicaStallMs) and are then counted as failed: their late answers are ignored,
-   * and a file a late one commits anyway is an orphan that the inventory walk removes.
+   * again (at least replicaStallMs) and are then counted as failed if their node answers no probe:
+   * their late answers are ignored, and a file a late one commits anyway is an orphan that the
+   * inventory walk removes.
    */
   private async acks<T>(writes: Promise<T>[]): Promise<PromiseSettledResult<T>[]> {
-    const replicas = this.replicas;
+    const settled = writes.map((p) =>
+      p.then(
+        (value): PromiseSettledResult<T> => ({ status: 'fulfilled', value }),
+        (reason): PromiseSettledResult<T> => ({ status: 'rejected', reason }),
+      ),
+    );
     const stallMs = this.opts.replicaStallMs;
-    if (stallMs === undefined) return Promise.allSettled(writes);
+    if (stallMs === undefined) return Promise.all(settled);
     const started = Date.now();
-    const results: (PromiseSettledResult<T> | undefined)[] = writes.map(() => undefined);
-    let ok = 0;
-    let settled = 0;
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const finish = () => {
-        clearTimeout(timer);
-        // A slow node that still answers probes is waited for; only a silent one is given up.
-        if (results.some((r, i) => r === undefined && this.cluster.answering(replicas[i].node.id))) {
-          timer = setTimeout(finish, stallMs);
-          return;
-        }
-        resolve(
-          results.map(
-            (r) =>
-              r ?? {
-                status: 'rejected',
-                reason: new Unavailable(`no answer within ${Date.now() - started} ms`),
-              },
-          ),
-        );
-      };
-      writes.forEach((p, i) => {
+    await new Promise<void>((resolve) => {
+      let ok = 0;
+      let done = 0;
+      for (const p of writes)
         p.then(
-          (value) => {
-            results[i] = { status: 'fulfilled', value };
-            ok++;
-          },
-          (reason) => {
-            results[i] = { status: 'rejected', reason };
-          },
+          () => ok++,
+          () => {},
         ).then(() => {
-          settled++;
-          if (settled === writes.length) finish();
-          else if (ok === this.opts.writeQuorum && timer === undefined)
-            timer = setTimeout(finish, Math.max(stallMs, Date.now() - started));
+          done++;
+          if (ok === this.opts.writeQuorum || done === writes.length) resolve();
         });
-      });
     });
+    const grace = Math.max(stallMs, Date.now() - started);
+    return Promise.all(
+      settled.map(async (s, i) => {
+        const r = await this.cluster.untilStalled(s, grace, this.replicas[i].node.id);
+        return r !== 'stalled'
+          ? r
+          : { status: 'rejected', reason: new Unavailable(`no answer within ${Date.now() - started} ms`) };
+      }),
+    );
   }
 
   abort(err: Error): void {
