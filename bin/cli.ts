@@ -404,7 +404,10 @@ function printStatus(out: Out, c: Json, nodes: Json[]): void {
     table(
       ['', ''],
       [
-        ['nodes', `${c.nodesUp}/${c.nodesTotal} up · replication ${c.replication}`],
+        [
+          'nodes',
+          `${c.nodesUp}/${c.nodesTotal} up${Number(c.nodesFull) > 0 ? ` (${c.nodesFull} full: no new replicas)` : ''} · replication ${c.replication}`,
+        ],
         [
           'ring',
           `version ${c.ringVersion} · balance ${Number(c.ringBalance).toFixed(2)} (max/mean ownership)`,
@@ -416,7 +419,9 @@ function printStatus(out: Out, c: Json, nodes: Json[]): void {
         ['data', `${c.buckets} buckets · ${c.objects} objects · ${c.chunks} chunks`],
         [
           'chunks',
-          `${c.fullChunks} fully replicated · ${c.underReplicatedChunks} under-replicated · ${c.missingChunks} missing`,
+          c.starting
+            ? `starting: ${c.fullChunks} fully replicated, ${c.unconfirmedChunks} waiting for their nodes' first probe · ${c.underReplicatedChunks} under-replicated · ${c.missingChunks} missing`
+            : `${c.fullChunks} fully replicated · ${c.underReplicatedChunks} under-replicated · ${c.missingChunks} missing`,
         ],
         [
           'healing',
@@ -438,7 +443,7 @@ function nodesTable(nodes: Json[]): string {
       const used = Number(n.usedBytes);
       return [
         str(n.id),
-        str(n.status),
+        n.full ? `${str(n.status)},disk-full` : str(n.status),
         str(n.zone ?? '-'),
         `${n.host}:${n.port}`,
         bytes(used),

@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { Loading, StatusBadge, time, usePoll } from './lib.js';
 import type { NodeEvent } from './types.js';
 
-const STATES = ['starting', 'up', 'suspect', 'down', 'draining', 'removed'];
+const STATES = ['starting', 'up', 'suspect', 'down', 'draining', 'disk-full', 'removed'];
 /** Events fetched per poll; enough for a screenful of history without paging. */
 const EVENTS_LIMIT = 300;
 

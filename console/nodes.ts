@@ -133,6 +133,7 @@ export function Nodes({ kpis, error, refresh }: { kpis?: Kpis; error?: string; r
               <th scope="row">${n.id}</th>
               <td data-label="Status">
                 <${StatusBadge} status=${n.status} />
+                ${n.full ? html` <${StatusBadge} status="disk-full" /><div class="small muted">free space below the reserve (S3DFS_NODE_FREE_RESERVE): serves reads, takes no new replicas</div>` : null}
                 ${n.lastError && n.status !== 'up' ? html`<div class="small muted" title=${n.lastError}>${n.lastError}</div>` : null}
                 <${Recent} events=${recent.get(n.id) ?? []} />
               </td>

@@ -85,6 +85,7 @@ export function Overview({ kpis, error, history }: { kpis?: Kpis; error?: string
           <span class="dot under"></span> ${num(c.underReplicatedChunks)} under-replicated ·
           <span class="dot missing"></span> ${num(c.missingChunks)} missing
         </p>
+        ${c.starting ? html`<p class="muted" data-testid="starting">Starting: ${num(c.unconfirmedChunks ?? 0)} chunks wait for their nodes' first health probe before they count.</p>` : null}
         <${Bar}
           label="chunks by replica health"
           total=${c.chunks}

@@ -7,6 +7,8 @@ export interface NodeKpis {
   host: string;
   port: number;
   zone: string | null;
+  /** Below its free-space reserve: no new replicas. */
+  full?: boolean;
   weight: number;
   capacityBytes: number;
   usedBytes: number;
@@ -66,6 +68,9 @@ export interface ClusterKpis {
   fullChunks: number;
   underReplicatedChunks: number;
   missingChunks: number;
+  starting?: boolean;
+  unconfirmedChunks?: number;
+  nodesFull?: number;
   ringVersion: number;
   ringBalance: number;
   healing?: HealingProgress;

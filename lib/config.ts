@@ -46,6 +46,23 @@ export class EnvReader {
     return n;
   }
 
+  /** A size ("512MiB") or a share of something ("2%"), for limits that scale with a disk. */
+  sizeOrPercent(
+    name: string,
+    fallback: { bytes: number } | { percent: number },
+  ): { bytes: number } | { percent: number } {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const pct = /^(\d+(?:\.\d+)?)%$/.exec(raw);
+    if (pct && Number(pct[1]) < 100) return { percent: Number(pct[1]) };
+    const n = pct ? undefined : parseBytes(raw);
+    if (n === undefined) {
+      this.problems.push(`${name}=${raw}: expected a size (e.g. 1GiB) or a percentage below 100 (e.g. 2%)`);
+      return fallback;
+    }
+    return { bytes: n };
+  }
+
   oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
     const raw = this.env[name];
     if (raw === undefined || raw === '') return fallback;

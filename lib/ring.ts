@@ -13,6 +13,11 @@ export interface RingNode {
   /** Relative capacity; 1 is a standard node. Virtual nodes are proportional to it. */
   weight: number;
   status: NodeStatus;
+  /**
+   * Free space is below the node's reserve: it takes no new replicas (placement passes it over, with
+   * the reason) but serves reads, and its copies still count. Set by the manager from health probes.
+   */
+  full?: boolean;
 }
 
 export interface RingSnapshot {
@@ -92,18 +97,31 @@ export class Ring {
     }
   }
 
+  /** Nodes on the ring (every status but removed). */
+  get size(): number {
+    return this.nodes.length;
+  }
+
   node(id: string): RingNode | undefined {
     return this.byId.get(id);
   }
 
-  /** The nodes that should hold a chunk: the first `count` distinct up nodes clockwise. */
+  /** Where a new copy of a chunk goes: the first `count` distinct up nodes clockwise that are not full. */
   place(chunkId: string, count = this.replication): RingNode[] {
-    return this.walk(chunkId, count, false).chosen;
+    return this.walk(chunkId, count, false, true).chosen;
   }
 
   /** place() with the reasons every node passed over on the way was not chosen. */
   explain(chunkId: string, count = this.replication): Placement {
-    return this.walk(chunkId, count, true);
+    return this.walk(chunkId, count, true, true);
+  }
+
+  /**
+   * Where a chunk belongs with full nodes counted in: rebalance and surplus removal use this, so
+   * copies on a node that filled up stay where they are instead of being moved off and back.
+   */
+  home(chunkId: string, count = this.replication): RingNode[] {
+    return this.walk(chunkId, count, false, false).chosen;
   }
 
   /**
@@ -134,7 +152,7 @@ export class Ring {
     return result;
   }
 
-  private walk(chunkId: string, count: number, explain: boolean): Placement {
+  private walk(chunkId: string, count: number, explain: boolean, writable: boolean): Placement {
     const chosen: RingNode[] = [];
     const skipped: { node: RingNode; reason: string }[] = [];
     const n = this.positions.length;
@@ -152,6 +170,9 @@ export class Ring {
       const node = this.nodes[idx];
       if (node.status !== 'up') {
         if (explain) skipped.push({ node, reason: `status is ${node.status}` });
+      } else if (writable && node.full) {
+        if (explain)
+          skipped.push({ node, reason: 'full: free space is below the reserve (S3DFS_NODE_FREE_RESERVE)' });
       } else if (node.zone !== null && zones.has(node.zone)) {
         deferred.push(node);
       } else {

@@ -69,6 +69,7 @@ export function rowToRingNode(row: {
   zone: string | null;
   weight: number | string;
   status: string;
+  full?: boolean | null;
 }): RingNode {
   return {
     id: row.id,
@@ -77,5 +78,6 @@ export function rowToRingNode(row: {
     zone: row.zone ?? null,
     weight: Number(row.weight),
     status: row.status as NodeStatus,
+    ...(row.full ? { full: true } : {}),
   };
 }

@@ -23,6 +23,11 @@ export interface ManagerConfig {
   /** Capacity each node enforces; unset: the node reports its disk. Also the unit of ring weight. */
   nodeCapacityBytes?: number;
   chunkSizeBytes: number;
+  /**
+   * Free space a node keeps: below it the node takes no new replicas (placement, repair and
+   * rebalance pass it over) but serves reads; it takes them again at 1.25× the reserve.
+   */
+  nodeFreeReserve: { bytes: number } | { percent: number };
   /** Unix socket path or tcp://host:port. */
   dockerHost?: string;
   dockerImage: string;
@@ -87,6 +92,13 @@ function loadHealConfig(r: EnvReader): HealConfig {
   };
 }
 
+/** The reserve in bytes for a node of this capacity: a percentage never goes below two chunks. */
+export function freeReserveBytes(config: ManagerConfig, capacityBytes: number): number {
+  const r = config.nodeFreeReserve;
+  if ('bytes' in r) return r.bytes;
+  return Math.max(2 * config.chunkSizeBytes, Math.round((capacityBytes * r.percent) / 100));
+}
+
 export function loadManagerConfig(env: Env = process.env): ManagerConfig {
   const r = new EnvReader(env);
   const healthIntervalMs = r.int('S3DFS_HEALTH_INTERVAL_MS', 2000, LIMITS.healthIntervalMsMin, 600_000);
@@ -118,6 +130,9 @@ export function loadManagerConfig(env: Env = process.env): ManagerConfig {
       : undefined,
     // Nodes refuse chunks over 1 GiB (storage-node/config.ts), so the gateway may not cut bigger ones.
     chunkSizeBytes: r.bytes('S3DFS_CHUNK_SIZE', 64 * 1024 ** 2, 1024, 1024 ** 3),
+    // 1% of the disk (at least two chunks, see freeReserveBytes) leaves room for the writes in
+    // flight when a probe finds the node short, and for the filesystem's own needs.
+    nodeFreeReserve: r.sizeOrPercent('S3DFS_NODE_FREE_RESERVE', { percent: 1 }),
     dockerHost,
     dockerImage: r.str('S3DFS_DOCKER_IMAGE', 's3dfs-storage-node'),
     dockerHostIp: r.str('S3DFS_DOCKER_HOST_IP', '127.0.0.1'),

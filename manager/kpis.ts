@@ -33,10 +33,19 @@ export interface NodeKpis {
   heartbeatAgeMs: number | null;
   restarts: number;
   lastError: string | null;
+  /** Below its free-space reserve: serves reads, takes no new replicas. */
+  full: boolean;
 }
 
 export interface ClusterKpis {
+  /**
+   * The manager has just started and some node has not answered its first probe yet: chunks whose
+   * copies sit on such nodes are `unconfirmedChunks`, not missing or under-replicated.
+   */
+  starting: boolean;
   nodesUp: number;
+  /** Up nodes below their free-space reserve (they take no new replicas). */
+  nodesFull: number;
   nodesTotal: number;
   rawCapacityBytes: number;
   rawUsedBytes: number;
@@ -49,6 +58,8 @@ export interface ClusterKpis {
   fullChunks: number;
   underReplicatedChunks: number;
   missingChunks: number;
+  /** While `starting`: chunks short of R on up nodes only for want of a first probe. */
+  unconfirmedChunks: number;
   ringVersion: number;
   ringBalance: number;
   /** Repair, rebalance, drain, GC and scrub progress (manager/healing/). */
@@ -90,26 +101,34 @@ export function nodeKpis(s: NodeState, now = Date.now()): NodeKpis {
     heartbeatAgeMs: hb === undefined ? null : now - hb,
     restarts: s.row.restarts,
     lastError: s.lastError ?? null,
+    full: Boolean(s.row.full),
   };
 }
 
-/** Chunks by healthy replica count; a replica is healthy when `ok` on an up node. */
+/**
+ * Chunks by healthy replica count; a replica is healthy when `ok` on an up node. With
+ * `confirming`, replicas on nodes still starting are counted apart: a chunk that would have R
+ * copies with them is unconfirmed, neither under-replicated nor missing.
+ */
 export async function replicaCounts(
   db: Knex,
   replication: number,
-): Promise<{ chunks: number; full: number; under: number; missing: number }> {
+  confirming = false,
+): Promise<{ chunks: number; full: number; under: number; missing: number; unconfirmed: number }> {
   const res = await db.raw(
     `select count(*) as chunks,
             count(*) filter (where healthy >= ?) as full,
-            count(*) filter (where healthy > 0 and healthy < ?) as under,
-            count(*) filter (where healthy = 0) as missing
-       from (select c.id, count(n.id) as healthy
+            count(*) filter (where healthy < ? and healthy + starting >= ?) as unconfirmed,
+            count(*) filter (where healthy > 0 and healthy + starting < ?) as under,
+            count(*) filter (where healthy = 0 and healthy + starting < ?) as missing
+       from (select c.id, count(n.id) filter (where n.status = 'up') as healthy,
+                    count(n.id) filter (where n.status = 'starting' and ?) as starting
                from chunks c
                left join chunk_replicas r on r.chunk_id = c.id and r.state = 'ok'
-               left join nodes n on n.id = r.node_id and n.status = 'up'
+               left join nodes n on n.id = r.node_id
               where c.object_id is not null or c.part_id is not null
               group by c.id) t`,
-    [replication, replication],
+    [replication, replication, replication, replication, replication, confirming],
   );
   const row = res.rows[0];
   return {
@@ -117,6 +136,7 @@ export async function replicaCounts(
     full: Number(row.full),
     under: Number(row.under),
     missing: Number(row.missing),
+    unconfirmed: Number(row.unconfirmed),
   };
 }
 
@@ -131,11 +151,14 @@ export async function clusterKpis(
   const up = nodes.filter((n) => n.status === 'up');
   const rawCapacityBytes = up.reduce((a, n) => a + n.capacityBytes, 0);
   const rawUsedBytes = nodes.reduce((a, n) => a + n.usedBytes, 0);
-  const counts = await replicaCounts(db, replication);
+  const starting = monitor.starting();
+  const counts = await replicaCounts(db, replication, starting);
   const buckets = Number((await db('buckets').count({ n: '*' }))[0].n);
   const objects = Number((await db('objects').count({ n: '*' }))[0].n);
   return {
+    starting,
     nodesUp: up.length,
+    nodesFull: up.filter((n) => n.full).length,
     nodesTotal: nodes.length,
     rawCapacityBytes,
     rawUsedBytes,
@@ -148,6 +171,7 @@ export async function clusterKpis(
     fullChunks: counts.full,
     underReplicatedChunks: counts.under,
     missingChunks: counts.missing,
+    unconfirmedChunks: counts.unconfirmed,
     ringVersion: monitor.snapshot().version,
     ringBalance: ringBalance(monitor.ring()),
     ...(healing ? { healing } : {}),
@@ -162,7 +186,9 @@ export class Metrics {
 
   constructor() {
     const clusterHelp: Partial<Record<keyof ClusterKpis, string>> = {
+      starting: '1 while the manager waits for the first probe of every node',
       nodesUp: 'storage nodes up',
+      nodesFull: 'up nodes below their free-space reserve (no new replicas)',
       nodesTotal: 'storage nodes known (not removed)',
       rawCapacityBytes: 'capacity of up nodes',
       rawUsedBytes: 'bytes used on all nodes',
@@ -174,6 +200,7 @@ export class Metrics {
       fullChunks: 'chunks with all replicas on up nodes',
       underReplicatedChunks: 'chunks with fewer healthy replicas than the replication factor',
       missingChunks: 'chunks with no healthy replica',
+      unconfirmedChunks: "chunks whose copies wait for their nodes' first probe after a manager start",
       ringVersion: 'placement ring version',
       ringBalance: 'max/mean ring ownership per unit weight',
     };
@@ -195,6 +222,7 @@ export class Metrics {
       errors: 'errors since node start',
       heartbeatAgeMs: 'age of the last healthy probe',
       restarts: 'restarts by the runtime',
+      full: '1 when the node is below its free-space reserve',
     };
     for (const [k, help] of Object.entries(nodeHelp)) {
       const name = `s3dfs_node_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`;
@@ -208,7 +236,11 @@ export class Metrics {
     for (const n of nodes) {
       for (const [k, g] of this.node) {
         const v =
-          k === 'up' ? (n.status === 'up' ? 1 : 0) : (n as unknown as Record<string, number | null>)[k];
+          k === 'up'
+            ? n.status === 'up'
+              ? 1
+              : 0
+            : (n as unknown as Record<string, number | boolean | null>)[k];
         if (v !== null && v !== undefined) g.set({ node: n.id }, Number(v));
       }
     }

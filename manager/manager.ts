@@ -14,7 +14,7 @@ import type { Logger } from '../lib/logger.js';
 import type { Placement, RingSnapshot } from '../lib/ring.js';
 import { getClusterSecret, getOrCreateSetting } from '../lib/settings.js';
 import { createApi } from './api.js';
-import type { ManagerConfig } from './config.js';
+import { freeReserveBytes, type ManagerConfig } from './config.js';
 import type { FsckReport } from './healing/fsck.js';
 import { Healer, type PassInfo } from './healing/healer.js';
 import { type ClusterKpis, clusterKpis, Metrics, type NodeKpis, nodeKpis } from './kpis.js';
@@ -67,6 +67,7 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
   const adminToken = config.adminToken ?? (await generatedAdminToken(db, config.dataDir));
 
   let monitor: Monitor | undefined;
+  let healerRef: Healer | undefined;
   const events: RuntimeEvents = {
     onExit: (id, detail) => void monitor?.onExit(id, detail).catch((err) => log.warn({ err }, 'onExit')),
     onRestart: (id, detail, handle) =>
@@ -106,6 +107,8 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
     probeTimeoutMs: config.probeTimeoutMs,
     downAfterMs: config.downAfterMs,
     capacityOf,
+    freeReserveOf: (capacityBytes) => freeReserveBytes(config, capacityBytes),
+    onVolumeChanged: (id) => healerRef?.inventoryNow(id),
   });
   const mon = monitor;
   await mon.load();
@@ -120,6 +123,7 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
     uploadExpiryMs: config.uploadExpiryMs,
     registry: metrics.registry,
   });
+  healerRef = healer;
   const pool = {
     range: config.portPool,
     probeHost: config.runtime === 'docker' ? (local ? config.dockerHostIp : undefined) : bindHost,

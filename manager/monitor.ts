@@ -18,6 +18,11 @@ export interface NodeHealth {
   freeBytes: number;
   chunkCount: number;
   uptimeSec: number;
+  /**
+   * Identity of the volume the node serves, made when its chunk directory was created: a wiped or
+   * swapped volume answers with a new one, which tells the manager to take its inventory at once.
+   */
+  volumeId?: string;
   counters?: Partial<
     Record<'reads' | 'writes' | 'deletes' | 'bytesIn' | 'bytesOut' | 'errors' | 'corruptions', number>
   >;
@@ -37,6 +42,10 @@ export interface NodeRow {
   runtime: string;
   handle: string | null;
   restarts: number;
+  /** Free space below the reserve: no new replicas (see RingNode.full). */
+  full: boolean;
+  /** The volume the node last reported (NodeHealth.volumeId). */
+  volume_id: string | null;
   last_heartbeat: Date | string | null;
   created_at: Date | string;
 }
@@ -57,10 +66,13 @@ export interface NodeState {
   healing?: boolean;
 }
 
+/** Events are status changes, plus `disk-full` (no new replicas) and its end, back to the status. */
+export type EventState = NodeStatus | 'disk-full';
+
 export interface NodeEvent {
   nodeId: string;
-  from: NodeStatus | null;
-  to: NodeStatus;
+  from: EventState | null;
+  to: EventState;
   reason: string;
   at: string;
 }
@@ -74,7 +86,14 @@ export interface MonitorOptions {
   probeTimeoutMs: number;
   downAfterMs: number;
   capacityOf(row: NodeRow): number | undefined;
+  /** The free space a node of this capacity keeps (ManagerConfig.nodeFreeReserve). */
+  freeReserveOf(capacityBytes: number): number;
+  /** A node answered from a different (wiped, replaced) volume than before. */
+  onVolumeChanged?(id: string): void;
 }
+
+/** A full node takes replicas again only at this multiple of its reserve, so it does not flap. */
+const FULL_REJOIN_FACTOR = 1.25;
 
 export class Monitor {
   readonly nodes = new Map<string, NodeState>();
@@ -83,8 +102,18 @@ export class Monitor {
   private stopped = false;
   private ringVersion = 0;
   private ringCache?: { snapshot: RingSnapshot; ring: Ring };
+  private readonly startedAt = Date.now();
 
   constructor(private readonly opts: MonitorOptions) {}
+
+  /**
+   * True until every node known at start has answered a probe (or has had downAfterMs to): until
+   * then a replica on a starting node is not known to be missing, only not confirmed yet.
+   */
+  starting(now = Date.now()): boolean {
+    if (now - this.startedAt >= this.opts.downAfterMs) return false;
+    return [...this.nodes.values()].some((s) => s.row.status === 'starting' && s.lastOkAt === undefined);
+  }
 
   async load(): Promise<void> {
     const rows: NodeRow[] = await this.opts.db('nodes').whereNot({ status: 'removed' }).orderBy('id');
@@ -129,12 +158,59 @@ export class Monitor {
     state.since = Date.now();
     const { db } = this.opts;
     await db('nodes').where({ id }).update({ status: to, updated_at: db.fn.now() });
-    const at = new Date().toISOString();
-    await db('node_events').insert({ node_id: id, from, to, reason, at });
-    this.opts.logger.info({ nodeId: id, from, to, reason }, 'node state');
+    const event = await this.record(id, from, to, reason);
     this.ringCache = undefined;
     await this.refreshRing();
+    return event;
+  }
+
+  private async record(
+    id: string,
+    from: EventState | null,
+    to: EventState,
+    reason: string,
+  ): Promise<NodeEvent> {
+    const at = new Date().toISOString();
+    await this.opts.db('node_events').insert({ node_id: id, from, to, reason, at });
+    this.opts.logger.info({ nodeId: id, from, to, reason }, 'node state');
     return { nodeId: id, from, to, reason, at };
+  }
+
+  /** Takes a node out of (or back into) placement by its free space, with hysteresis. */
+  private async checkFull(state: NodeState, health: NodeHealth): Promise<void> {
+    const free = Number(health.freeBytes ?? 0);
+    const reserve = this.opts.freeReserveOf(Number(health.capacityBytes ?? 0));
+    const full = state.row.full ? free < reserve * FULL_REJOIN_FACTOR : free < reserve;
+    if (full === state.row.full) return;
+    state.row.full = full;
+    const { db } = this.opts;
+    await db('nodes').where({ id: state.row.id }).update({ full, updated_at: db.fn.now() });
+    const amounts = `${mib(free)} free, reserve ${mib(reserve)} (S3DFS_NODE_FREE_RESERVE)`;
+    if (full)
+      await this.record(state.row.id, state.row.status, 'disk-full', `${amounts}: takes no new replicas`);
+    else
+      await this.record(state.row.id, 'disk-full', state.row.status, `${amounts}: takes new replicas again`);
+    this.ringCache = undefined;
+    await this.refreshRing();
+  }
+
+  /** A node on another volume than it reported before lost what the metadata says it holds. */
+  private async checkVolume(state: NodeState, health: NodeHealth): Promise<void> {
+    const volumeId = health.volumeId;
+    if (!volumeId || volumeId === state.row.volume_id) return;
+    const before = state.row.volume_id;
+    state.row.volume_id = volumeId;
+    const { db } = this.opts;
+    await db('nodes').where({ id: state.row.id }).update({ volume_id: volumeId });
+    if (before === null) return; // first report (a new node, or one from before volume ids)
+    const s = state.row.status;
+    await this.record(
+      state.row.id,
+      s,
+      s,
+      `volume changed (${before} → ${volumeId}): taking its inventory now`,
+    );
+    this.opts.onVolumeChanged?.(state.row.id);
   }
 
   async tick(): Promise<void> {
@@ -188,6 +264,8 @@ export class Monitor {
     };
     Object.assign(state.row, update);
     await db('nodes').where({ id: state.row.id }).update(update);
+    await this.checkVolume(state, health);
+    await this.checkFull(state, health);
     const s = state.row.status;
     if (s === 'starting' || s === 'suspect' || s === 'down') {
       await this.transition(
@@ -270,7 +348,7 @@ export class Monitor {
       .map((s) => s.row)
       .filter((r) => r.status === 'up')
       .sort((a, b) => (a.id < b.id ? -1 : 1))
-      .map((r) => `${r.id}@${r.host}:${r.port}/${r.zone ?? ''}*${Number(r.weight)}`)
+      .map((r) => `${r.id}@${r.host}:${r.port}/${r.zone ?? ''}*${Number(r.weight)}${r.full ? '!full' : ''}`)
       .join(',');
     const { db } = this.opts;
     const stored = await getSetting<string>(db, 'ring_signature');
@@ -298,4 +376,8 @@ export class Monitor {
     }
     return this.ringCache;
   }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 }

@@ -364,6 +364,7 @@ class NodeHandler {
   }
 
   private async health(res: ServerResponse): Promise<void> {
+    const volumeId = await this.opts.store.volumeId();
     const s = this.opts.store.stats();
     sendJson(res, 200, {
       status: 'ok',
@@ -373,6 +374,7 @@ class NodeHandler {
       usedBytes: s.usedBytes,
       freeBytes: await this.opts.store.freeBytes(),
       chunkCount: s.chunkCount,
+      volumeId,
       // Lets a gateway on the same host find and prove it sees this volume (local reads).
       volume: { dataDir: this.opts.store.dataDir, createdAt: this.opts.identity.createdAt },
       uptimeSec: Math.floor((Date.now() - this.startedAt) / 1000),

@@ -7,6 +7,8 @@
 //                               writes); anything here at start is a crash leftover
 //   quarantine/                 chunks whose bytes no longer match their hash, kept for a human
 //   node.json                   the node's identity, written once
+//   chunks/VOLUME               a random id made with the chunk directory: health reports it, so
+//                               a wiped or swapped volume is seen (as a new id) within a probe
 // The sha256 lives in the file name, so a chunk appears in one atomic rename with both its bytes
 // and its hash durable: there is no window where one exists without the other, and reads and the
 // inventory never rehash.
@@ -78,6 +80,9 @@ export class FsChunkStore implements ChunkStore {
   /** Bytes promised to writes in flight, so concurrent PUTs cannot overshoot capacity together. */
   private reservedBytes = 0;
   private corruptions = 0;
+  /** The id in chunks/VOLUME (see the layout above). */
+  private volume = '';
+  private volumeCheck: Promise<string> | undefined;
   /** Local writes in flight (a gateway on this host filling a temp file), by temp file name. */
   private readonly localWrites = new Map<string, { id: string; size: number; startedMs: number }>();
   private localWriteSweep: NodeJS.Timeout | undefined;
@@ -107,7 +112,41 @@ export class FsChunkStore implements ChunkStore {
     await rm(store.tmpDir, { recursive: true, force: true });
     await mkdir(store.tmpDir, { recursive: true });
     await store.scan();
+    store.volume = (await readVolumeId(store.chunksDir)) ?? (await writeVolumeId(store.chunksDir));
     return store;
+  }
+
+  /**
+   * The volume's id, checked on disk (one small read, at each health probe). A chunk directory
+   * wiped under the running node, or its marker with it, is a new volume: the layout is made
+   * again, the counts are taken again from what is there, and the new id tells the manager to
+   * compare its metadata with this node's inventory now rather than at the next hourly walk.
+   */
+  volumeId(): Promise<string> {
+    // Probes may overlap; one check at a time, or two would each make a new volume.
+    this.volumeCheck ??= this.checkVolume().finally(() => {
+      this.volumeCheck = undefined;
+    });
+    return this.volumeCheck;
+  }
+
+  private async checkVolume(): Promise<string> {
+    const id = await readVolumeId(this.chunksDir);
+    if (id === this.volume) return id;
+    const before = this.volume;
+    await mkdir(this.chunksDir, { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
+    await mkdir(this.quarantineDir, { recursive: true });
+    // A recount: writes and deletes racing it may skew the counts slightly until the next start.
+    this.usedBytes = 0;
+    this.chunkCount = 0;
+    await this.scan();
+    this.volume = id ?? (await writeVolumeId(this.chunksDir));
+    this.logger?.error(
+      { before, volumeId: this.volume, chunkCount: this.chunkCount },
+      'the chunk directory changed under the node (wiped or replaced volume); counts taken again',
+    );
+    return this.volume;
   }
 
   stats(): StoreStats {
@@ -470,6 +509,33 @@ export interface NodeIdentity {
  * The node's id, persisted in node.json on first start so a node keeps its identity across
  * restarts; a different --id on an existing data dir is refused rather than silently renaming.
  */
+const volumeFile = 'VOLUME';
+
+async function readVolumeId(chunksDir: string): Promise<string | undefined> {
+  try {
+    return (await readFile(path.join(chunksDir, volumeFile), 'utf8')).trim() || undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** A new volume id, made durable (temp file, fsync, rename, fsync dir) before it is reported. */
+async function writeVolumeId(chunksDir: string): Promise<string> {
+  const id = randomId(8);
+  const tmp = path.join(chunksDir, `${volumeFile}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(`${id}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path.join(chunksDir, volumeFile));
+  await fsyncDir(chunksDir);
+  return id;
+}
+
 export async function loadNodeIdentity(dataDir: string, requested?: string): Promise<NodeIdentity> {
   const file = path.join(dataDir, 'node.json');
   let existing: NodeIdentity | undefined;

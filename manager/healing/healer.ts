@@ -99,6 +99,14 @@ export class Healer {
     return { passId: this.passes, running: true, queued: false };
   }
 
+  /** A node's volume changed: walk its inventory in the next pass, which starts now. */
+  inventoryNow(nodeId: string): void {
+    this.inventory.markDue(nodeId);
+    if (this.opts.config.intervalMs === 0) return; // healing is off: the next asked-for pass walks it
+    if (this.running) this.again = true;
+    else this.schedule(0);
+  }
+
   /** Resolves when the pass running now (if any) has finished. */
   async settled(): Promise<void> {
     while (this.running) await this.running;

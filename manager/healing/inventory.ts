@@ -34,6 +34,13 @@ export class InventoryWalker {
     for (const id of this.ctx.monitor.nodes.keys()) this.walk(id).due = true;
   }
 
+  /** Walk this node from the start in the next pass (its volume changed). */
+  markDue(nodeId: string): void {
+    const w = this.walk(nodeId);
+    w.due = true;
+    w.cursor = undefined;
+  }
+
   private walk(nodeId: string): NodeWalk {
     let w = this.walks.get(nodeId);
     if (!w) {

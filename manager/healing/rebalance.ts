@@ -79,7 +79,8 @@ export class Rebalancer {
 }
 
 /**
- * Misplaced: its healthy replicas are not exactly the ring's choice, or some sit on draining nodes.
+ * Misplaced: its healthy replicas are not exactly where the ring puts it, or some sit on draining
+ * nodes.
  * Chunks with a replica in its grace period are left alone until the node is back or given up.
  */
 export function isMisplaced(ctx: HealContext, chunk: ChunkWork, ring: Ring): boolean {
@@ -89,7 +90,8 @@ export function isMisplaced(ctx: HealContext, chunk: ChunkWork, ring: Ring): boo
   if (classes.includes('grace')) return false;
   if (classes.includes('draining')) return true;
   const up = new Set(ok.filter((_, i) => classes[i] === 'up').map((r) => r.nodeId));
-  const placement = ring.place(chunk.id, ctx.replication).map((n) => n.id);
   if (up.size < ctx.replication) return false; // repair's job, not a move
-  return placement.some((id) => !up.has(id)) || up.size > placement.length;
+  // A full home node that lacks its copy is not a reason to move: nothing can go there yet.
+  const home = ring.home(chunk.id, ctx.replication);
+  return home.some((n) => !up.has(n.id) && !n.full) || up.size > home.length;
 }

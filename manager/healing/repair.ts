@@ -170,37 +170,33 @@ export async function reconcileChunk(
   const counted = okOf('up').length + okOf('grace').length;
   const holders = new Set([...ok, ...keepCorrupt]);
 
-  // 2. Copy to the ring's first choices that do not hold it yet.
-  const upNodes = [...ctx.monitor.nodes.values()].filter((s) => s.row.status === 'up').length;
-  let targets: string[] = [];
+  // 2. Copy to the ring's first choices that do not hold it yet. place() passes over full nodes, so
+  //    a node out of space is never a target; a target that fails anyway (it filled up since its
+  //    last probe, it refuses) gives way to the next candidate instead of being retried each pass.
+  const copied = (target: string) => {
+    ok.push(target);
+    cls.set(target, 'up');
+    result.copied += 1;
+    result.copiedBytes += chunk.size;
+  };
   if (counted < R) {
-    targets = ring
-      .place(chunk.id, upNodes)
-      .map((n) => n.id)
-      .filter((id) => !holders.has(id))
-      .slice(0, R - counted);
-  } else if (opts.rebalance && okOf('grace').length === 0) {
-    targets = ring
-      .place(chunk.id, R)
+    const candidates = ring
+      .place(chunk.id, ring.size)
       .map((n) => n.id)
       .filter((id) => !holders.has(id));
-  }
-  if (targets.length > 0) {
-    // Readable sources, best first: up nodes, then draining ones, then those in their grace period.
-    const sources = [...okOf('up'), ...okOf('draining'), ...okOf('grace')];
-    for (const target of targets) {
-      if (await copyReplica(ctx, chunk, sources, target, opts.activity)) {
-        ok.push(target);
-        cls.set(target, 'up');
-        result.copied += 1;
-        result.copiedBytes += chunk.size;
-      }
-    }
+    await copyToFirst(ctx, chunk, candidates, R - counted, okOf, opts.activity, copied);
+  } else if (opts.rebalance && okOf('grace').length === 0) {
+    // Moves go to where the chunk belongs; a full home node waits until it has room again.
+    const targets = ring
+      .home(chunk.id, R)
+      .filter((n) => !n.full && !holders.has(n.id))
+      .map((n) => n.id);
+    await copyToFirst(ctx, chunk, targets, targets.length, okOf, opts.activity, copied);
   }
 
   // 3. Surplus: copies off the ring's choice (or on draining nodes) go only while R healthy
   //    replicas remain elsewhere. Row first, so readers stop choosing it; then the bytes.
-  const placement = new Set(ring.place(chunk.id, R).map((n) => n.id));
+  const placement = new Set(ring.home(chunk.id, R).map((n) => n.id));
   const healthy = new Set(okOf('up'));
   const removable = [...okOf('draining'), ...okOf('up').filter((id) => !placement.has(id))];
   for (const nodeId of removable) {
@@ -217,6 +213,28 @@ export async function reconcileChunk(
       );
   }
   return result;
+}
+
+/** Copies the chunk to candidates in order until `want` copies are made or none is left. */
+async function copyToFirst(
+  ctx: HealContext,
+  chunk: ChunkWork,
+  candidates: string[],
+  want: number,
+  okOf: (c: ReplicaClass) => string[],
+  activity: Activity,
+  onCopied: (target: string) => void,
+): Promise<void> {
+  // Readable sources, best first: up nodes, then draining ones, then those in their grace period.
+  const sources = [...okOf('up'), ...okOf('draining'), ...okOf('grace')];
+  let made = 0;
+  for (const target of candidates) {
+    if (made >= want || sources.length === 0) return;
+    if (await copyReplica(ctx, chunk, sources, target, activity)) {
+      onCopied(target);
+      made += 1;
+    }
+  }
 }
 
 /**
