@@ -2,6 +2,7 @@
 // The one binary: `s3dfs server` (everything, embedded defaults), or one piece at a time.
 import { ConfigError } from '../lib/config.js';
 import { hasNodeFlags, nodeFlags } from '../lib/node-flags.js';
+import { restrictUmask } from '../lib/private-files.js';
 import { ADMIN_COMMANDS, adminUsage } from './cli.js';
 
 const usage = `usage: s3dfs <command> [options]
@@ -23,6 +24,9 @@ const byteMovers = new Set(['server', 'gateway', 'node']);
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
+  // Before anything touches the data dir: whatever this process (and the storage nodes it starts,
+  // which inherit it) creates without an explicit mode is the owner's alone (lib/private-files.ts).
+  restrictUmask();
   if (byteMovers.has(command) && !hasNodeFlags()) {
     console.error(
       `s3dfs: started without node ${nodeFlags.join(' ')}: large transfers then cost about twice the CPU ` +

@@ -1,6 +1,7 @@
 // `s3dfs server`: the manager, its storage nodes and a gateway in one process, sharing one
 // metadata database (embedded PGlite unless DATABASE_URL is set). The one-command start.
 import { loadGatewayConfig } from '../gateway/config.js';
+import { credentialsFile } from '../gateway/credentials.js';
 import { startGateway } from '../gateway/main.js';
 import { ConfigError } from '../lib/config.js';
 import { openDb } from '../lib/db.js';
@@ -32,16 +33,21 @@ export async function runServer(args: string[]): Promise<void> {
   });
 
   const endpoint = gateway.url;
+  const secret = secretLines(
+    gateway.credentials,
+    Boolean(gatewayConfig.accessKey && gatewayConfig.secretKey),
+    gatewayConfig.dataDir,
+  );
   console.log(`
 s3dfs is running
   S3 endpoint     ${endpoint}
   access key      ${gateway.credentials.accessKey}
-  secret key      ${gateway.credentials.secretKey}
+  secret key      ${secret.where}
   management API  ${manager.url}   (admin token: ${managerConfig.adminToken ? 'from S3DFS_ADMIN_TOKEN' : `see ${gatewayConfig.dataDir}/admin-token`})
   data dir        ${gatewayConfig.dataDir}   metadata: ${gatewayConfig.databaseUrl ? 'Postgres' : 'embedded PGlite'}
 
 try it:
-  export AWS_ACCESS_KEY_ID=${gateway.credentials.accessKey} AWS_SECRET_ACCESS_KEY=${gateway.credentials.secretKey} AWS_DEFAULT_REGION=us-east-1
+  export AWS_ACCESS_KEY_ID=${gateway.credentials.accessKey} AWS_SECRET_ACCESS_KEY=${secret.shell} AWS_DEFAULT_REGION=us-east-1
   aws --endpoint-url ${endpoint} s3 mb s3://demo
   aws --endpoint-url ${endpoint} s3 cp ./README.md s3://demo/
   aws --endpoint-url ${endpoint} s3 ls s3://demo
@@ -59,6 +65,29 @@ try it:
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/**
+ * How the banner speaks of the root secret key. Never the key itself in what may be a log (stdout
+ * under systemd, Docker or CI is kept, and read by more people than the operator): where it is
+ * kept, and a shell expression that reads it from there. The one exception is the start that has
+ * just generated it, when stdout is a terminal: the operator sees it once, on screen, as with
+ * `s3dfs keys create`.
+ */
+function secretLines(
+  creds: { secretKey: string; generated: boolean },
+  fromEnv: boolean,
+  dataDir: string,
+): { where: string; shell: string } {
+  if (fromEnv) {
+    return { where: 'from S3DFS_SECRET_KEY', shell: '"$S3DFS_SECRET_KEY"' };
+  }
+  const file = credentialsFile(dataDir);
+  const shell = `"$(node -p 'require(${JSON.stringify(file)}).secretKey')"`;
+  if (creds.generated && process.stdout.isTTY === true) {
+    return { where: `${creds.secretKey}   (generated: shown this once; kept in ${file})`, shell };
+  }
+  return { where: `see ${file}`, shell };
 }
 
 function collect<T>(problems: string[], load: () => T): T | undefined {

@@ -1,11 +1,13 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { newKeyPair } from '../lib/ids.js';
+import { privateDir, privateFile, privateFileMode } from '../lib/private-files.js';
 
 // Access keys. The root pair comes from S3DFS_ACCESS_KEY/S3DFS_SECRET_KEY, or is generated once
 // and kept in the database (shared by every gateway) and in DATA_DIR/credentials.json for the
-// operator. Extra keys live in the `credentials` table.
+// operator (0600 in a 0700 data dir: the one place on disk an operator reads the secret from; it
+// is never printed but once, on a terminal, when generated). Extra keys live in the `credentials` table.
 
 export interface RootCredentials {
   accessKey: string;
@@ -36,15 +38,15 @@ export async function ensureRootCredentials(
       root: true,
     });
   }
-  const file = path.join(dataDir, 'credentials.json');
+  const file = credentialsFile(dataDir);
+  privateDir(dataDir);
+  // A mode given to writeFileSync applies only to a file it creates: an older one is chmod'ed.
+  privateFile(file);
   if (!existsSync(file)) {
-    mkdirSync(dataDir, { recursive: true });
     writeFileSync(
       file,
       `${JSON.stringify({ accessKey: creds.accessKey, secretKey: creds.secretKey }, null, 2)}\n`,
-      {
-        mode: 0o600,
-      },
+      { mode: privateFileMode },
     );
   } else if (!creds.generated) {
     // Keep the file truthful if the database was replaced.
@@ -53,13 +55,16 @@ export async function ensureRootCredentials(
       writeFileSync(
         file,
         `${JSON.stringify({ accessKey: creds.accessKey, secretKey: creds.secretKey }, null, 2)}\n`,
-        {
-          mode: 0o600,
-        },
+        { mode: privateFileMode },
       );
     }
   }
   return creds;
+}
+
+/** Where the generated (or database-held) root key pair is kept for the operator. */
+export function credentialsFile(dataDir: string): string {
+  return path.resolve(dataDir, 'credentials.json');
 }
 
 /** Secret lookup for SigV4, with a short cache so each request doesn't cost a query. */

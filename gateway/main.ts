@@ -8,7 +8,7 @@ import type { RingSnapshot } from '../lib/ring.js';
 import { getClusterSecret } from '../lib/settings.js';
 import { createApp } from './app.js';
 import { type GatewayConfig, loadGatewayConfig } from './config.js';
-import { ensureRootCredentials, type RootCredentials, secretLookup } from './credentials.js';
+import { credentialsFile, ensureRootCredentials, type RootCredentials, secretLookup } from './credentials.js';
 import { ClusterView, type RingSource } from './storage/cluster.js';
 import { MetaStore } from './storage/meta.js';
 
@@ -97,7 +97,11 @@ export async function runGateway(args: string[]): Promise<void> {
   const log = createLogger('s3dfs-gateway');
   const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const gw = await startGateway({ config, db, log });
-  console.log(`s3dfs gateway on ${gw.url} (access key ${gw.credentials.accessKey})`);
+  // Never the secret key: this line goes to a log (compose, systemd).
+  const secretAt = config.secretKey ? 'S3DFS_SECRET_KEY' : credentialsFile(config.dataDir);
+  console.log(
+    `s3dfs gateway on ${gw.url} (access key ${gw.credentials.accessKey}, secret key in ${secretAt})`,
+  );
   const stop = async () => {
     await gw.stop();
     await db.destroy();

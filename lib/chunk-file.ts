@@ -15,6 +15,7 @@ import { type ByteRange, RangeNotSatisfiable } from './chunk-store.js';
 import { BadRequest, Corrupt, NotFound } from './errors.js';
 import { sha256OfFd } from './file-hash.js';
 import { randomId } from './ids.js';
+import { privateFileMode } from './private-files.js';
 
 /** A chunk file's name: 32 hex id, a dot, 64 hex sha256. */
 export const chunkFilePattern = /^([0-9a-f]{32})\.([0-9a-f]{64})$/;
@@ -141,7 +142,8 @@ export async function writeChunkFile(
   size: number,
   opts: { create: boolean; hash: boolean; batchBytes?: number },
 ): Promise<string | undefined> {
-  const fh = await open(file, opts.create ? 'wx' : fsConstants.O_WRONLY);
+  // 0600 whatever the umask: a chunk is an object's bytes (lib/private-files.ts).
+  const fh = await open(file, opts.create ? 'wx' : fsConstants.O_WRONLY, privateFileMode);
   try {
     let sha256: string | undefined;
     if (Buffer.isBuffer(body)) {

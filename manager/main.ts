@@ -1,4 +1,5 @@
 // `s3dfs manager`: the manager alone. Configuration comes from S3DFS_* variables (see config.ts).
+import path from 'node:path';
 import { openDb } from '../lib/db.js';
 import { createLogger } from '../lib/logger.js';
 import { loadManagerConfig } from './config.js';
@@ -12,8 +13,8 @@ export async function runManager(args: string[]): Promise<void> {
   const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const manager = await startManager({ config, db, logger });
   console.log(`s3dfs manager listening on ${manager.url} (runtime ${config.runtime})`);
-  if (!config.adminToken)
-    console.log(`admin token: ${manager.adminToken} (also in ${config.dataDir}/admin-token)`);
+  // The token itself is not printed: stdout is often a kept log (lib/private-files.ts on the file).
+  if (!config.adminToken) console.log(`admin token: see ${path.resolve(config.dataDir, 'admin-token')}`);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

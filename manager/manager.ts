@@ -2,7 +2,7 @@
 // is the cluster's control plane and never on the data path. `startManager` runs in-process next
 // to a gateway (`s3dfs server`) or alone (`s3dfs manager`).
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
@@ -11,6 +11,7 @@ import type { Knex } from 'knex';
 import { Conflict, NotFound, Unavailable } from '../lib/errors.js';
 import { randomId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
+import { privateDir } from '../lib/private-files.js';
 import type { Placement, RingSnapshot } from '../lib/ring.js';
 import { getClusterSecret, getOrCreateSetting } from '../lib/settings.js';
 import { createApi } from './api.js';
@@ -326,7 +327,7 @@ async function onlyHealthyCopies(db: Knex, nodeId: string): Promise<number> {
  */
 async function generatedAdminToken(db: Knex, dataDir: string): Promise<string> {
   const token = await getOrCreateSetting(db, 'admin_token', () => randomBytes(24).toString('hex'));
-  await mkdir(dataDir, { recursive: true });
+  privateDir(dataDir);
   const file = path.join(dataDir, 'admin-token');
   await writeFile(file, `${token}\n`, { mode: 0o600 });
   await chmod(file, 0o600);

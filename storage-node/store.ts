@@ -41,6 +41,7 @@ import { ConfigError } from '../lib/config.js';
 import { BadRequest, Conflict, InsufficientStorage, NotFound } from '../lib/errors.js';
 import { isChunkId, randomId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
+import { privateDir, privateDirMode, privateFile, privateFileMode } from '../lib/private-files.js';
 import { nodeIdPattern } from './config.js';
 
 const fanoutPattern = /^[0-9a-f]{2}$/;
@@ -104,13 +105,16 @@ export class FsChunkStore implements ChunkStore {
   /** Creates the layout, removes crash leftovers from tmp/, and counts what is stored. */
   static async open(opts: FsChunkStoreOptions): Promise<FsChunkStore> {
     const dataDir = path.resolve(opts.dataDir);
-    await mkdir(dataDir, { recursive: true });
+    // The volume root (a Docker named volume's too) and the top dirs are made 0700 even when an
+    // older version left them wide: that alone keeps other users from chunk files it wrote 0644,
+    // which are too many to chmod at every start (lib/private-files.ts).
+    privateDir(dataDir);
     const capacity = opts.capacityBytes ?? (await filesystemBytes(dataDir));
     const store = new FsChunkStore(dataDir, opts.chunkSizeMax, capacity, opts.logger);
-    await mkdir(store.chunksDir, { recursive: true });
-    await mkdir(store.quarantineDir, { recursive: true });
+    privateDir(store.chunksDir);
+    privateDir(store.quarantineDir);
     await rm(store.tmpDir, { recursive: true, force: true });
-    await mkdir(store.tmpDir, { recursive: true });
+    privateDir(store.tmpDir);
     await store.scan();
     store.volume = (await readVolumeId(store.chunksDir)) ?? (await writeVolumeId(store.chunksDir));
     return store;
@@ -202,7 +206,7 @@ export class FsChunkStore implements ChunkStore {
     const name = tempFileName(id);
     const file = path.join(this.tmpDir, name);
     try {
-      await (await open(file, 'wx')).close();
+      await (await open(file, 'wx', privateFileMode)).close();
     } catch (err) {
       this.reservedBytes -= size;
       await rm(file, { force: true }).catch(() => {});
@@ -376,7 +380,7 @@ export class FsChunkStore implements ChunkStore {
       await rename(tmp, dest);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      made = await mkdir(leaf, { recursive: true });
+      made = await mkdir(leaf, { recursive: true, mode: privateDirMode });
       await rename(tmp, dest);
     }
     await fsyncDir(leaf);
@@ -553,12 +557,13 @@ export async function loadNodeIdentity(dataDir: string, requested?: string): Pro
     if (requested !== undefined && requested !== existing.id) {
       throw new ConfigError([`${dataDir} belongs to node '${existing.id}', not '${requested}'`]);
     }
+    privateFile(file); // an older version wrote it 0644
     return existing;
   }
   const identity: NodeIdentity = { id: requested ?? randomId(8), createdAt: new Date().toISOString() };
-  await mkdir(dataDir, { recursive: true });
+  privateDir(dataDir);
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'wx');
+  const fh = await open(tmp, 'wx', privateFileMode);
   try {
     await fh.writeFile(`${JSON.stringify(identity, null, 2)}\n`);
     await fh.sync();

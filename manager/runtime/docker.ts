@@ -79,6 +79,8 @@ export class DockerRuntime implements NodeRuntime {
       name: spec.id,
       Image: this.opts.image,
       Cmd: cmd,
+      // All a node needs, and nothing of the manager's own environment (its S3 and admin secrets,
+      // DATABASE_URL): the image supplies PATH and NODE_ENV.
       Env: [
         `S3DFS_CLUSTER_SECRET=${this.opts.clusterSecret}`,
         `S3DFS_CHUNK_SIZE_MAX=${this.opts.chunkSizeBytes}`,

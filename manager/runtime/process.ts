@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../lib/logger.js';
 import { nodeFlags } from '../../lib/node-flags.js';
+import { privateDir } from '../../lib/private-files.js';
 import type { NodeRuntime, NodeSpec, RuntimeEvents, RuntimeState } from './runtime.js';
 
 /** First restart delay; doubled per crash in a row up to the max, so a crash loop stays cheap. */
@@ -18,6 +19,36 @@ const STABLE_AFTER_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
 
 export const s3dfsBin = fileURLToPath(new URL('../../bin/s3dfs.js', import.meta.url));
+
+/**
+ * What a node process takes from the manager's environment: only what Node itself and the node's
+ * logger read (storage-node/config.ts takes the rest as flags, or from nodeEnv). Never the whole
+ * environment: it holds the root S3 secret (S3DFS_SECRET_KEY), the admin token and DATABASE_URL,
+ * which a node has no use for and which /proc/<pid>/environ and crash reports would show.
+ */
+export const nodeEnvPassed = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'TZ',
+  'LANG',
+  'LC_ALL',
+  'NODE_OPTIONS',
+  'NODE_ENV',
+  'LOG_LEVEL',
+] as const;
+
+/** A node process's whole environment: the allowed inherited variables, then the node's own. */
+export function nodeEnv(
+  from: NodeJS.ProcessEnv,
+  own: { clusterSecret: string; chunkSizeBytes: number },
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of nodeEnvPassed) if (from[name] !== undefined) env[name] = from[name];
+  env.S3DFS_CLUSTER_SECRET = own.clusterSecret;
+  env.S3DFS_CHUNK_SIZE_MAX = String(own.chunkSizeBytes);
+  return env;
+}
 
 export interface ProcessRuntimeOptions {
   dataDir: string;
@@ -42,7 +73,10 @@ export class ProcessRuntime implements NodeRuntime {
   readonly kind = 'process' as const;
   private readonly children = new Map<string, Child>();
 
-  constructor(private readonly opts: ProcessRuntimeOptions) {}
+  constructor(private readonly opts: ProcessRuntimeOptions) {
+    // Each node makes its own dir private; their parent too, if an older version left it wide.
+    privateDir(path.resolve(opts.dataDir, 'nodes'));
+  }
 
   nodeDir(id: string): string {
     return path.resolve(this.opts.dataDir, 'nodes', id);
@@ -68,11 +102,7 @@ export class ProcessRuntime implements NodeRuntime {
     args.push('--id', spec.id, '--host', this.opts.bindHost);
     if (spec.capacityBytes) args.push('--capacity', String(spec.capacityBytes));
     const proc = spawn(process.execPath, [...nodeFlags, ...args], {
-      env: {
-        ...process.env,
-        S3DFS_CLUSTER_SECRET: this.opts.clusterSecret,
-        S3DFS_CHUNK_SIZE_MAX: String(this.opts.chunkSizeBytes),
-      },
+      env: nodeEnv(process.env, this.opts),
       // A node's stdout (a line per storage request) is relayed at debug level only; with debug
       // off it goes nowhere rather than costing this process a pipe read per chunk request. The
       // IPC channel carries nothing: its closing tells the node this process is gone (storage-node/main.ts).

@@ -3,7 +3,8 @@
 // storage node up.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { nodeFlags } from '../../lib/node-flags.js';
 import { binPath } from './node-process.js';
 
@@ -21,6 +22,8 @@ export interface ServerProcessOptions {
   adminToken: string;
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  /** The umask the server starts under (default: this process's). */
+  umask?: number;
 }
 
 export interface ServerProcess {
@@ -37,8 +40,14 @@ export interface ServerProcess {
 
 export async function startServerProcess(opts: ServerProcessOptions): Promise<ServerProcess> {
   const nodes = opts.nodes ?? 3;
+  // Credentials come from the banner and the credentials file, as a user gets them, not from this
+  // process's environment; a test may still pass its own in `env`.
+  const inherited: Record<string, string | undefined> = { ...process.env };
+  delete inherited.S3DFS_ACCESS_KEY;
+  delete inherited.S3DFS_SECRET_KEY;
+  delete inherited.DATABASE_URL;
   const env: Record<string, string | undefined> = {
-    ...process.env,
+    ...inherited,
     S3DFS_DATA_DIR: opts.dataDir,
     S3DFS_NODES: String(nodes),
     S3DFS_CHUNK_SIZE: opts.chunkSize ?? '1MiB',
@@ -50,14 +59,13 @@ export async function startServerProcess(opts: ServerProcessOptions): Promise<Se
     S3DFS_RING_REFRESH_MS: '100',
     ...opts.env,
   };
-  // Credentials come from the banner, as a user gets them, not from the environment.
-  delete env.S3DFS_ACCESS_KEY;
-  delete env.S3DFS_SECRET_KEY;
-  delete env.DATABASE_URL;
+  // A child inherits the umask at spawn, which is synchronous: set just around it.
+  const umaskBefore = opts.umask === undefined ? undefined : process.umask(opts.umask);
   const proc = spawn(process.execPath, [...nodeFlags, binPath, 'server'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (umaskBefore !== undefined) process.umask(umaskBefore);
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
@@ -97,7 +105,8 @@ export async function startServerProcess(opts: ServerProcessOptions): Promise<Se
     return {
       endpoint: field('S3 endpoint')!,
       accessKey: field('access key')!,
-      secretKey: field('secret key')!,
+      // The banner names the file; it prints the secret itself only on a terminal.
+      secretKey: opts.env?.S3DFS_SECRET_KEY ?? credentialsFile(opts.dataDir).secretKey,
       managerUrl,
       adminToken: opts.adminToken,
       dataDir: opts.dataDir,
@@ -112,6 +121,10 @@ export async function startServerProcess(opts: ServerProcessOptions): Promise<Se
     await stop();
     throw err;
   }
+}
+
+function credentialsFile(dataDir: string): { accessKey: string; secretKey: string } {
+  return JSON.parse(readFileSync(path.join(dataDir, 'credentials.json'), 'utf8'));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -18,11 +18,12 @@ import { type NodeProcess, NodeStartError, startNodeProcess } from '../helpers/n
 
 const secret = 'test-cluster-secret';
 
-/** Every regular file under dir (recursively). */
+/** Every regular file under dir (recursively) but the volume's id marker (chunks/VOLUME). */
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) out.push(path.join(e.parentPath ?? e.path, e.name));
+    const parent = e.parentPath ?? e.path;
+    if (e.isFile() && !(e.name === 'VOLUME' && parent === dir)) out.push(path.join(parent, e.name));
   }
   return out;
 }
