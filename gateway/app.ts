@@ -1,3 +1,5 @@
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import { newRequestId } from '../lib/ids.js';
 import type { Gateway, RequestCtx } from './handlers/context.js';
@@ -13,8 +15,20 @@ export interface AppDeps extends Gateway {
   lookupSecret(accessKey: string): Promise<string | undefined>;
 }
 
+/**
+ * Koa whose `listen` builds the HTTP server the S3 front needs (serveHalfClosed): main.ts and the
+ * tests start the gateway with `app.listen`, so that is where the server's behaviour is set.
+ */
+class S3App extends Koa {
+  override listen(...args: unknown[]): Server {
+    const server = http.createServer(this.callback());
+    serveHalfClosed(server);
+    return server.listen(...(args as Parameters<Server['listen']>));
+  }
+}
+
 export function createApp(deps: AppDeps): Koa {
-  const app = new Koa();
+  const app = new S3App();
   app.proxy = false;
   // Errors are answered in the middleware; these are late stream errors already logged there.
   app.silent = true;
@@ -32,7 +46,10 @@ export function createApp(deps: AppDeps): Koa {
     const rawQuery = q < 0 ? '' : rawUrl.slice(q + 1);
     let op = 'Unknown';
     let s3req: S3Request | undefined;
-    // Set only when the client aborts, not when the server destroys a request it refuses.
+    // Set before the first await: the connection's clientError handler may need it any time.
+    reading.set(koa.req.socket, { req: koa.req, res: koa.res });
+    // Set only when the client resets or the connection dies, not when the server destroys a
+    // request it refuses; a client that half-closed mid-body is answered (serveHalfClosed).
     let clientGone = false;
     koa.req.once('aborted', () => {
       clientGone = true;
@@ -87,8 +104,11 @@ function notFoundCode(req: S3Request | undefined) {
   return 'NoSuchKey' as const;
 }
 
-/** Headers an error response keeps; whatever the handler set before failing (ETag, checksums…) goes. */
-const errorKeepsHeaders = new Set(['x-amz-request-id', 'x-amz-id-2', 'server']);
+/**
+ * Headers an error response keeps; whatever the handler set before failing (ETag, checksums…) goes.
+ * Connection stays: it is about the connection (serveHalfClosed closes one whose body was cut).
+ */
+const errorKeepsHeaders = new Set(['x-amz-request-id', 'x-amz-id-2', 'server', 'connection']);
 
 function respondError(koa: Koa.Context, err: S3Error, resource: string, requestId: string): void {
   for (const name of Object.keys(koa.response.headers)) if (!errorKeepsHeaders.has(name)) koa.remove(name);
@@ -131,4 +151,60 @@ function drainOrClose(koa: Koa.Context): void {
   koa.set('Connection', 'close');
   req.resume();
   koa.res.once('finish', () => req.destroy());
+}
+
+// ---- the HTTP server --------------------------------------------------------------------------
+
+/** The request last started on each client connection, for the server's clientError handler. */
+const reading = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
+
+/**
+ * A client that half-closes (shutdown of its write side) still waits for the answer: in HTTP/1.1 a
+ * half-close neither ends a request nor means the client lost interest (RFC 9112, message body
+ * length; https://github.com/httpwg/http-core/pull/431). Node's server
+ * by default drops the answer of a whole request followed by a half-close (httpAllowHalfOpen, the
+ * squid-like switch its constructor sets to false), and when the half-close cuts a body short its
+ * parser fails with HPE_INVALID_EOF_STATE and the default clientError handling writes a bare 400
+ * and destroys the socket. Here the cut body instead just ends early, so the handler reading it
+ * finds fewer bytes than declared and fails with IncompleteBody before committing anything (the
+ * same length checks as for any short body), and the client reads S3's XML error; the connection
+ * closes after that answer, its parser being spent. A reset (ECONNRESET) still destroys the
+ * connection, and the request logs as 499. Every other client error is handled as Node would.
+ */
+function serveHalfClosed(server: Server): void {
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const current = reading.get(socket);
+    if (
+      err.code === 'HPE_INVALID_EOF_STATE' &&
+      socket.writable &&
+      current !== undefined &&
+      !current.req.complete &&
+      !current.res.headersSent
+    ) {
+      current.res.setHeader('Connection', 'close');
+      // No more bytes will come: end the body here, short of its length. Marked complete because
+      // Node tears down the socket (our answer with it) when an incomplete request ends.
+      current.req.complete = true;
+      current.req.push(null);
+      return;
+    }
+    nodeClientError(err, socket, current?.res);
+  });
+}
+
+/** What Node's server answers to a client error when nobody listens for clientError (Node 20). */
+const nodeClientErrorStatus: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: '413 Payload Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
+
+function nodeClientError(err: NodeJS.ErrnoException, socket: Duplex, res: ServerResponse | undefined): void {
+  // A bare status only where it cannot corrupt an answer already under way.
+  if (socket.writable && (res === undefined || res.writableFinished || !res.headersSent)) {
+    const status = nodeClientErrorStatus[err.code ?? ''] ?? '400 Bad Request';
+    socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+  }
+  socket.destroy(err);
 }

@@ -146,7 +146,12 @@ export async function readSmallBody(r: RequestCtx, maxBytes: number): Promise<Bu
   const h = r.headers;
   if (h['content-length'] === undefined && h['transfer-encoding'] === undefined) return Buffer.alloc(0);
   const body = openBody(r);
-  return readBodyBounded(body.stream, maxBytes);
+  const buf = await readBodyBounded(body.stream, maxBytes);
+  // A client that half-closed mid-body (app.ts) ends the request early: no XML error for what is
+  // a short body. (An aws-chunked body's decoder checks its decoded length itself.)
+  if (buf.length < body.size)
+    throw new S3Error('IncompleteBody', `The body ended after ${buf.length} of ${body.size} bytes.`);
+  return buf;
 }
 
 /** S3 limits user metadata (x-amz-meta-* names and values) to 2 KB per object. */

@@ -474,19 +474,40 @@ export function listMultipartUploadsXml(r: {
 
 // ---- request bodies ------------------------------------------------------------------------
 
-/** Reads a whole (small) request body, failing once it passes `maxBytes` without reading on. */
+/**
+ * How far past its limit an oversized XML body is still read (and dropped) before the answer. A
+ * client still sending when the gateway stops reading and closes meets a reset (closing a socket
+ * with unread bytes queued sends RST), and one that reads only once its body is out (botocore and
+ * other blocking clients) never sees the MaxMessageLengthExceeded at all; nginx's lingering close
+ * reads on for the same reason. 64 MiB covers any mistaken-but-honest document (a 10 MB key list
+ * is five times the DeleteObjects limit) at the cost of reading, never keeping, that much; past it
+ * the body is junk or an attack and is cut, the connection closed after the answer (app.ts).
+ */
+export const xmlBodyDrainBytesMax = 64 * 1024 * 1024;
+
+const tooBig = (maxBytes: number) =>
+  new S3Error('MaxMessageLengthExceeded', `Your request was too big (limit ${maxBytes} bytes).`);
+
+/**
+ * Reads a whole (small) request body. Past `maxBytes` it keeps reading, without keeping, up to
+ * xmlBodyDrainBytesMax more so the client can read the MaxMessageLengthExceeded that follows.
+ */
 export async function readBodyBounded(body: Readable, maxBytes: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let total = 0;
-  for await (const chunk of body) {
-    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-    total += b.length;
-    if (total > maxBytes) {
-      body.destroy();
-      throw new S3Error('MaxMessageLengthExceeded', `Your request was too big (limit ${maxBytes} bytes).`);
+  try {
+    for await (const chunk of body) {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+      total += b.length;
+      if (total <= maxBytes) parts.push(b);
+      else if (total > maxBytes + xmlBodyDrainBytesMax) break; // leaving the loop destroys the stream
     }
-    parts.push(b);
+  } catch (err) {
+    // A digest or framing failure of a body already too big: the size is the answer.
+    if (total > maxBytes) throw tooBig(maxBytes);
+    throw err;
   }
+  if (total > maxBytes) throw tooBig(maxBytes);
   return Buffer.concat(parts, total);
 }
 
@@ -495,8 +516,7 @@ type XmlNode = string | { _?: string; $?: Record<string, string>; [child: string
 const malformed = () => new S3Error('MalformedXML');
 
 async function parseXml(buf: Buffer, maxBytes: number, root: string): Promise<Record<string, unknown>> {
-  if (buf.length > maxBytes)
-    throw new S3Error('MaxMessageLengthExceeded', `Your request was too big (limit ${maxBytes} bytes).`);
+  if (buf.length > maxBytes) throw tooBig(maxBytes);
   let parsed: unknown;
   try {
     const parser = new Parser({
