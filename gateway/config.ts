@@ -34,6 +34,11 @@ export interface GatewayConfig {
   localReads: 'auto' | 'off';
   /** 'auto': new chunks for storage nodes whose volume is on this host are written directly. */
   localWrites: 'auto' | 'off';
+  /**
+   * This gateway's writes in progress are held for it while it heartbeats at least this often (a
+   * third of it); once a heartbeat is this late the manager reclaims them (intents.ts).
+   */
+  writerLeaseMs: number;
 }
 
 /** 5 MiB is S3's smallest multipart part; smaller chunks only make sense in tests. */
@@ -67,6 +72,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     inlineMaxBytes: r.bytes('S3DFS_INLINE_MAX', 16 * 1024, 0, inlineMaxBytesMax),
     localReads: r.oneOf('S3DFS_LOCAL_READS', 'auto', ['auto', 'off'] as const),
     localWrites: r.oneOf('S3DFS_LOCAL_WRITES', 'auto', ['auto', 'off'] as const),
+    writerLeaseMs: r.int('S3DFS_WRITER_LEASE_MS', 30_000, 300, 3_600_000),
   };
   r.check(
     config.writeQuorum <= replication,

@@ -10,6 +10,7 @@ import { createApp } from './app.js';
 import { type GatewayConfig, loadGatewayConfig } from './config.js';
 import { credentialsFile, ensureRootCredentials, type RootCredentials, secretLookup } from './credentials.js';
 import { ClusterView, type RingSource } from './storage/cluster.js';
+import { WriteIntents } from './storage/intents.js';
 import { MetaStore } from './storage/meta.js';
 
 export interface GatewayDeps {
@@ -46,11 +47,14 @@ export async function startGateway(deps: GatewayDeps): Promise<RunningGateway> {
     { localReads: config.localReads === 'auto', localWrites: config.localWrites === 'auto', log },
   );
   await cluster.start();
+  const intents = new WriteIntents(db, log, config.writerLeaseMs);
+  await intents.start();
   const app = createApp({
     config,
     db,
     meta: new MetaStore(db),
     cluster,
+    intents,
     log,
     lookupSecret: secretLookup(db, credentials),
   });
@@ -75,6 +79,7 @@ export async function startGateway(deps: GatewayDeps): Promise<RunningGateway> {
       cluster.stop();
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await intents.stop();
     },
   };
 }

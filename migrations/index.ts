@@ -4,6 +4,7 @@ import * as m002 from './002_node_capacity_limit.js';
 import * as m003 from './003_multipart_checksums.js';
 import * as m004 from './004_inline_objects.js';
 import * as m005 from './005_node_safety.js';
+import * as m006 from './006_write_intents.js';
 
 // Migrations are listed explicitly so they load the same from dist/ in every runtime.
 const all: Record<string, Knex.Migration> = {
@@ -12,6 +13,7 @@ const all: Record<string, Knex.Migration> = {
   '003_multipart_checksums': m003,
   '004_inline_objects': m004,
   '005_node_safety': m005,
+  '006_write_intents': m006,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -7,6 +7,7 @@ import { S3Error } from '../s3/errors.js';
 import type { Query } from '../s3/router.js';
 import type { AuthResult } from '../s3/sigv4.js';
 import type { ClusterView } from '../storage/cluster.js';
+import type { IntentLog } from '../storage/intents.js';
 import type { MetaStore } from '../storage/meta.js';
 
 /** What every handler can reach: config, metadata, the cluster, this request. */
@@ -15,6 +16,7 @@ export interface Gateway {
   db: Knex;
   meta: MetaStore;
   cluster: ClusterView;
+  intents: IntentLog;
   log: Logger;
 }
 

@@ -11,7 +11,7 @@ import { chunkedDecoderFor } from '../s3/chunked.js';
 import { S3Error } from '../s3/errors.js';
 import { readBodyBounded } from '../s3/xml.js';
 import type { ChunkRecord } from '../storage/meta.js';
-import { discardChunk, writeChunks } from '../storage/writer.js';
+import { discardChunks, writeChunks } from '../storage/writer.js';
 import { header, type RequestCtx } from './context.js';
 
 // Request bodies: aws-chunked framing removed, every digest the request asserts (Content-MD5,
@@ -124,12 +124,13 @@ export async function ingest(
       writeQuorum: config.writeQuorum,
       replicaStallMs: config.replicaStallMs,
       partNumber: opts.partNumber,
+      intents: r.gw.intents,
     });
     const result = body.verifier.result;
     const computed = written.chunks.length === 1 ? written.chunks[0].sha256 : undefined;
     if (body.sha256Deferred !== undefined && computed !== body.sha256Deferred.toLowerCase()) {
       // Nothing is committed yet: the stored chunks go, as for any failed write.
-      for (const c of written.chunks) discardChunk(r.gw.cluster, c);
+      discardChunks(r.gw.cluster, r.gw.intents, written.chunks);
       throw new S3Error('XAmzContentSHA256Mismatch', undefined, {
         extra: { ClientComputedContentSHA256: body.sha256Deferred, S3ComputedContentSHA256: computed ?? '' },
       });

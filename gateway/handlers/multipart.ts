@@ -29,7 +29,7 @@ import {
   type UploadRow,
   UploadStore,
 } from '../storage/uploads.js';
-import { discardChunk } from '../storage/writer.js';
+import { discardChunks } from '../storage/writer.js';
 import { requireBucket, sendXml } from './buckets.js';
 import { header, ownerOf, type RequestCtx } from './context.js';
 import { type Ingested, ingest, putObjectBytesMax, readSmallBody } from './ingest.js';
@@ -195,7 +195,7 @@ async function commitPart(
       data.chunks,
     );
   } catch (err) {
-    for (const c of data.chunks) discardChunk(r.gw.cluster, c);
+    discardChunks(r.gw.cluster, r.gw.intents, data.chunks);
     throw s3ErrorOf(err, req.uploadId);
   }
 }

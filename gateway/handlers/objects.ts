@@ -25,7 +25,7 @@ import {
   PreconditionFailed,
   type WriteConditions,
 } from '../storage/meta.js';
-import { discardChunk, writeChunks } from '../storage/writer.js';
+import { discardChunks, writeChunks } from '../storage/writer.js';
 import { requireBucket, sendXml } from './buckets.js';
 import { header, ownerOf, type RequestCtx } from './context.js';
 import { type Ingested, ingest, putObjectBytesMax, readSmallBody, userMetaFrom } from './ingest.js';
@@ -93,7 +93,7 @@ async function commit(
   try {
     return await r.gw.meta.commitObject(bucket, key, full, data.chunks, cond);
   } catch (err) {
-    for (const c of data.chunks) discardChunk(r.gw.cluster, c);
+    discardChunks(r.gw.cluster, r.gw.intents, data.chunks);
     if (err instanceof PreconditionFailed)
       throw new S3Error('PreconditionFailed', undefined, {
         extra: { Condition: cond.ifNoneMatch ? 'If-None-Match' : 'If-Match' },
@@ -305,6 +305,7 @@ export async function copyData(
     writeQuorum: config.writeQuorum,
     replicaStallMs: config.replicaStallMs,
     partNumber,
+    intents: r.gw.intents,
   });
   return {
     size,

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { Conflict, NotFound } from '../../lib/errors.js';
+import { Conflict, NotFound, Unavailable } from '../../lib/errors.js';
 
 // The gateway's view of the metadata database: buckets, current object versions, their chunks
 // and replicas. Every visibility change (PUT, overwrite, DELETE, Complete) is one transaction.
@@ -134,7 +134,7 @@ export function toObjectRow(r: Record<string, unknown>): ObjectRow {
  * Options naming a hot statement so node-postgres prepares it once per connection (Postgres then
  * skips parsing and planning it on every request). Names must stay few: each is kept per connection.
  */
-function prepared(name: string): { name: string } {
+export function prepared(name: string): { name: string } {
   return { name: `s3dfs-${name}` };
 }
 
@@ -367,13 +367,14 @@ export class MetaStore {
       ` returning ${objectColumns.map((c) => `"${c}"`).join(', ')})`;
     bindings.push(...columns.map((c) => row[c]));
     const chunkSql = chunkInsertsFor(chunks);
-    sql += `${chunkSql.sql} select * from o`;
+    sql += `${chunkSql.sql} select * from o${chunkSql.fence}`;
     // Small objects (inline or one chunk) always make the same statement: worth preparing once.
     const shape =
       chunks.length === 0 ? 'inline' : chunks.length === 1 ? `1x${chunks[0].nodeIds.length}` : undefined;
     const res = await this.db
       .raw(sql, [...bindings, ...chunkSql.bindings])
-      .options(shape ? prepared(`commit-${shape}-${replace}`) : {});
+      .options(shape ? prepared(`commit-${shape}-${replace}`) : {})
+      .catch(intentsLost);
     if (res.rows.length === 0) throw new NotFound('NoSuchBucket');
     return toObjectRow(res.rows[0]);
   }
@@ -605,6 +606,16 @@ export async function insertChunks(
   // Batches keep each statement under Postgres' 65535 bind-parameter limit.
   for (let i = 0; i < chunks.length; i += 500) {
     const batch = chunks.slice(i, i + 500);
+    const held = await trx('chunk_intents')
+      .whereIn(
+        'chunk_id',
+        batch.map((c) => c.id),
+      )
+      .whereNull('reclaimed_at')
+      .delete()
+      // Rows, not a count: knex-pglite answers a delete with a result object.
+      .returning('chunk_id');
+    if (held.length !== batch.length) throw reclaimed(held.length, batch.length);
     await trx('chunks').insert(
       batch.map((c) => ({
         id: c.id,
@@ -621,9 +632,32 @@ export async function insertChunks(
   }
 }
 
-/** CTEs inserting `chunks` and their replicas for the object row in CTE `o` (none for no chunks). */
-function chunkInsertsFor(chunks: ChunkRecord[]): { sql: string; bindings: Knex.Value[] } {
-  if (chunks.length === 0) return { sql: '', bindings: [] };
+/**
+ * A commit may attach only chunks whose write intents it still holds (intents.ts): it removes them
+ * as it inserts the chunks, and fails whole when the manager reclaimed any (their bytes are being
+ * deleted). The 503 lets the client retry.
+ */
+function reclaimed(held: number, expected: number): Unavailable {
+  return new Unavailable(
+    `this write took too long or its gateway lost its lease: ${expected - held} of ${expected} chunks were reclaimed; retry`,
+  );
+}
+
+/** The commit statement's failure when s3dfs_intents_held (migration 006) refused it. */
+function intentsLost(err: unknown): never {
+  const e = err as { code?: string; message?: string };
+  if (e?.code !== 'S3D01') throw err;
+  const m = /(\d+) of (\d+) held/.exec(e.message ?? '');
+  throw reclaimed(Number(m?.[1] ?? 0), Number(m?.[2] ?? 0));
+}
+
+/**
+ * CTEs inserting `chunks` and their replicas for the object row in CTE `o` (none for no chunks),
+ * and removing the chunks' write intents; `fence` (for the main query) fails the statement when
+ * fewer intents were held than chunks inserted (see reclaimed).
+ */
+function chunkInsertsFor(chunks: ChunkRecord[]): { sql: string; bindings: Knex.Value[]; fence: string } {
+  if (chunks.length === 0) return { sql: '', bindings: [], fence: '' };
   const chunkValues = chunks.map(() => '(?::text, ?::int, ?::int, ?::bigint, ?::bigint, ?::text)').join(', ');
   const chunkBindings = chunks.flatMap((c) => [
     c.id,
@@ -638,12 +672,17 @@ function chunkInsertsFor(chunks: ChunkRecord[]): { sql: string; bindings: Knex.V
     replicas.length === 0
       ? ''
       : `, r as (insert into chunk_replicas (chunk_id, node_id) values ${replicas.map(() => '(?, ?)').join(', ')})`;
+  // Only with the object row: a commit that finds no bucket leaves the intents to the failed write.
+  const intentSql =
+    `, i as (delete from chunk_intents where chunk_id in (${chunks.map(() => '?').join(', ')})` +
+    ' and reclaimed_at is null and exists (select 1 from o) returning 1)';
   return {
     sql:
       ', c as (insert into chunks (id, object_id, part_number, seq, "offset", size, sha256)' +
       ' select v.id, o.id, v.part_number, v.seq, v."offset", v.size, v.sha256 from o,' +
-      ` (values ${chunkValues}) as v(id, part_number, seq, "offset", size, sha256))${replicaSql}`,
-    bindings: [...chunkBindings, ...replicas.flat()],
+      ` (values ${chunkValues}) as v(id, part_number, seq, "offset", size, sha256))${replicaSql}${intentSql}`,
+    bindings: [...chunkBindings, ...replicas.flat(), ...chunks.map((c) => c.id)],
+    fence: ` where s3dfs_intents_held((select count(*) from i), ${chunks.length})`,
   };
 }
 

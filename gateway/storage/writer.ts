@@ -6,6 +6,7 @@ import { isTempFileName, volumeDirs, writeChunkFile } from '../../lib/chunk-file
 import { BadRequest, IncompleteBody, InsufficientStorage, Unavailable } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
 import type { ClusterView, Replica } from './cluster.js';
+import type { IntentLog } from './intents.js';
 import type { ChunkRecord } from './meta.js';
 
 // The write path: cut a body stream at chunk boundaries and stream each chunk to R nodes at
@@ -24,6 +25,8 @@ export interface WriteOptions {
   /** See GatewayConfig.replicaStallMs; unset: a replica is waited for until it fails. */
   replicaStallMs?: number;
   partNumber?: number;
+  /** Where each chunk is recorded before its bytes go out (intents.ts). */
+  intents: IntentLog;
 }
 
 export interface WriteResult {
@@ -50,6 +53,8 @@ export async function writeChunks(
   opts: WriteOptions,
 ): Promise<WriteResult> {
   const done: Promise<ChunkRecord>[] = [];
+  /** Every chunk begun, to abandon their intents if the write fails. */
+  const begun: string[] = [];
   let current: ChunkFanout | undefined;
   let offset = 0;
   let seq = 0;
@@ -65,6 +70,8 @@ export async function writeChunks(
           // Only the last chunk: earlier ones keep the streaming path's backpressure.
           const buffered = size <= smallChunkBytes && offset + size === opts.size;
           current = new ChunkFanout(cluster, opts, size, seq++, offset, buffered);
+          begun.push(current.id);
+          await opts.intents.record(current.id, current.nodeIds);
         }
         const n = Math.min(buf.length, current.remaining);
         await current.write(buf.subarray(0, n));
@@ -89,18 +96,37 @@ export async function writeChunks(
   } catch (err) {
     current?.abort(err as Error);
     // Settle every chunk write, then remove what was stored: nothing of a failed write stays.
-    // (A gateway that dies here leaves orphans; the manager's inventory GC collects those.)
+    // Chunks that lost their quorum may still have a copy somewhere, and a gateway that dies here
+    // deletes nothing: their intents tell the manager (leftovers.ts).
     const settled = await Promise.allSettled(done);
-    for (const s of settled) if (s.status === 'fulfilled') discardChunk(cluster, s.value);
+    discardChunks(
+      cluster,
+      opts.intents,
+      settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : [])),
+      begun,
+    );
     throw err;
   }
 }
 
-/** Best-effort removal of a chunk that will never be committed. */
-export function discardChunk(cluster: ClusterView, chunk: ChunkRecord): void {
-  for (const replica of cluster.readOrder(chunk.id, chunk.nodeIds)) {
-    replica.client.delete(chunk.id).catch(() => {});
+/**
+ * Removal of chunks that will never be committed: their stored copies are deleted now, best
+ * effort, and their intents (with `also`, chunks begun but never stored) are handed to the manager,
+ * which deletes whatever reached a node, retrying until it is gone.
+ */
+export function discardChunks(
+  cluster: ClusterView,
+  intents: IntentLog,
+  chunks: ChunkRecord[],
+  also: string[] = [],
+): void {
+  for (const chunk of chunks) {
+    for (const replica of cluster.readOrder(chunk.id, chunk.nodeIds)) {
+      replica.client.delete(chunk.id).catch(() => {});
+    }
   }
+  const ids = new Set([...chunks.map((c) => c.id), ...also]);
+  intents.abandon([...ids]).catch(() => {});
 }
 
 interface ReplicaWrite {
@@ -133,6 +159,7 @@ class ChunkFanout {
   remaining: number;
   private writes: ReplicaWrite[] = [];
   private readonly replicas: Replica[];
+  readonly nodeIds: string[];
   /** The bytes of a buffered chunk (see smallChunkBytes), sent once all have arrived. */
   private readonly parts: Buffer[] | undefined;
 
@@ -150,6 +177,7 @@ class ChunkFanout {
       throw new Unavailable(`only ${replicas.length} storage nodes are up; ${opts.writeQuorum} are needed`);
     }
     this.replicas = replicas;
+    this.nodeIds = replicas.map((r) => r.node.id);
     if (buffered) {
       this.parts = [];
       return;

@@ -1,5 +1,5 @@
 // The healing scheduler: one loop in the manager, one pass at a time, each pass bounded in work:
-// GC → repair (fewest replicas first; drains too) → rebalance slice → inventory walk → scrub slice
+// GC → leftovers of failed writes → repair (fewest replicas first; drains too) → rebalance slice → inventory walk → scrub slice
 // → drain bookkeeping. No DB transaction is held across network I/O (PGlite has one connection).
 import http from 'node:http';
 import type { Knex } from 'knex';
@@ -12,6 +12,7 @@ import { DrainTracker } from './drain.js';
 import { type FsckReport, fsck } from './fsck.js';
 import { gcPass } from './gc.js';
 import { InventoryWalker } from './inventory.js';
+import { leftoversPass } from './leftovers.js';
 import { type HealingProgress, newMeters, registerHealingMetrics } from './progress.js';
 import { Rebalancer } from './rebalance.js';
 import { repairPass } from './repair.js';
@@ -128,7 +129,11 @@ export class Healer {
       repair: m.repair.snapshot(),
       rebalance: m.rebalance.snapshot(),
       drain: { ...m.drain.snapshot(), nodes: this.drains.nodes },
-      gc: { ...m.gc.snapshot(), orphansDeleted: m.gc.orphansDeleted },
+      gc: {
+        ...m.gc.snapshot(),
+        orphansDeleted: m.gc.orphansDeleted,
+        leftoversDeleted: m.gc.leftoversDeleted,
+      },
       scrub: { ...m.scrub.snapshot(), corruptFound: m.scrub.corruptFound, lostFound: m.scrub.lostFound },
     };
   }
@@ -157,6 +162,7 @@ export class Healer {
     const started = Date.now();
     const steps: [string, () => Promise<void>][] = [
       ['gc', () => gcPass(this.ctx)],
+      ['leftovers', () => leftoversPass(this.ctx)],
       ['repair', () => repairPass(this.ctx)],
       ['rebalance', () => this.rebalancer.pass()],
       ['inventory', () => this.inventory.pass()],

@@ -40,7 +40,7 @@ export interface HealingProgress {
   repair: ActivityProgress;
   rebalance: ActivityProgress;
   drain: ActivityProgress & { nodes: DrainProgress[] };
-  gc: ActivityProgress & { orphansDeleted: number };
+  gc: ActivityProgress & { orphansDeleted: number; leftoversDeleted: number };
   scrub: ActivityProgress & { corruptFound: number; lostFound: number };
 }
 
@@ -93,6 +93,8 @@ export class ActivityMeter {
 
 export class GcMeter extends ActivityMeter {
   orphansDeleted = 0;
+  /** Chunks of failed or crashed writes deleted through their intents (leftovers.ts). */
+  leftoversDeleted = 0;
 }
 
 export class ScrubMeter extends ActivityMeter {
@@ -162,6 +164,14 @@ export function registerHealingMetrics(registry: Registry, read: () => HealingPr
     registers: [registry],
     collect() {
       this.set(read().gc.orphansDeleted);
+    },
+  });
+  new Gauge({
+    name: 's3dfs_heal_leftovers_deleted',
+    help: 'chunks of failed or crashed writes deleted from nodes through their write intents',
+    registers: [registry],
+    collect() {
+      this.set(read().gc.leftoversDeleted);
     },
   });
   new Gauge({

@@ -92,7 +92,8 @@ describe('healing under faults (process runtime)', function () {
         nodes: 4,
         chunkSize: CHUNK,
         databaseUrl: t.databaseUrl,
-        env: { ...HEAL_ENV, S3DFS_ORPHAN_GRACE_MS: '2000' },
+        // An hour's orphan grace: what the killed gateway left must go back through its intents.
+        env: { ...HEAL_ENV, S3DFS_ORPHAN_GRACE_MS: '3600000' },
       });
       h = new HealHarness({ db: c.db, manager: () => c.manager, client: () => c.client(), bucket: BUCKET });
       await c.client().send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -108,6 +109,7 @@ describe('healing under faults (process runtime)', function () {
         S3DFS_SECRET_KEY: SECRET_KEY,
         S3DFS_CHUNK_SIZE: String(CHUNK),
         S3DFS_RING_REFRESH_MS: '100',
+        S3DFS_WRITER_LEASE_MS: '1000',
       });
     });
 
@@ -184,22 +186,24 @@ describe('healing under faults (process runtime)', function () {
       const rows = await c.db('objects').where({ bucket: BUCKET, key }).count({ n: '*' });
       expect(Number(rows[0].n)).to.equal(0);
 
-      // Past the orphan grace, the inventory walk deletes every file the torn upload left.
+      // Once the dead gateway's lease has run out, the manager deletes every file the torn upload
+      // left, through the write intents it recorded (long before the orphan grace).
       const torn = new Set(strays.map((s) => s.split('@')[0]));
       await waitFor(
         async () => {
           const left = await h.strays();
           return left.length === 0;
         },
-        30_000,
+        15_000,
         250,
       );
       for (const n of h.upIds()) {
         const inv = await h.inventory(n);
         expect(inv.filter((id) => torn.has(id))).to.deep.equal([]);
       }
-      const healing = (await h.json<{ healing: { gc: { orphansDeleted: number } } }>('/api/cluster')).healing;
-      expect(healing.gc.orphansDeleted).to.be.at.least(torn.size);
+      const healing = (await h.json<{ healing: { gc: { leftoversDeleted: number } } }>('/api/cluster'))
+        .healing;
+      expect(healing.gc.leftoversDeleted).to.be.at.least(torn.size);
       await h.waitClean();
       await h.readAll();
     });

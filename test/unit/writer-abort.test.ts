@@ -42,7 +42,18 @@ function standInCluster(volume: string, beginDelayMs: number) {
     readOrder: () => replicas,
     localVolumes: { forget() {} },
   } as unknown as ClusterView;
-  return { cluster, calls };
+  // The intent log, as the writer sees it: what it recorded and what it handed back.
+  const intents = {
+    recorded: [] as string[],
+    abandoned: [] as string[],
+    async record(id: string) {
+      intents.recorded.push(id);
+    },
+    async abandon(ids: string[]) {
+      intents.abandoned.push(...ids);
+    },
+  };
+  return { cluster, calls, intents };
 }
 
 describe('writer: an abort while local writes are being begun', () => {
@@ -53,7 +64,7 @@ describe('writer: an abort while local writes are being begun', () => {
   afterEach(async () => rm(dir, { recursive: true, force: true }));
 
   it('fails the write with the body error, crashes nothing and leaves no temp file', async () => {
-    const { cluster, calls } = standInCluster(dir, 50);
+    const { cluster, calls, intents } = standInCluster(dir, 50);
     async function* body() {
       yield Buffer.alloc(chunk, 1); // a whole chunk: its replicas are begun
       yield Buffer.alloc(1024, 2); // the next chunk's first bytes, then the client is gone
@@ -64,6 +75,7 @@ describe('writer: an abort while local writes are being begun', () => {
       chunkSize: chunk,
       replication: 3,
       writeQuorum: 2,
+      intents,
     });
     const err = await write.then(
       () => undefined,
@@ -78,10 +90,13 @@ describe('writer: an abort while local writes are being begun', () => {
     // The first chunk, complete, was committed and then removed again: nothing of a failed write stays.
     expect(calls.committed).to.equal(3);
     expect(calls.deleted).to.equal(3);
+    // Both chunks begun, the stored one and the cut one, are handed back for the manager to clean.
+    expect(intents.recorded).to.have.length(2);
+    expect([...intents.abandoned].sort()).to.deep.equal([...intents.recorded].sort());
   });
 
   it('a chunk that fails after its last byte (a full disk at commit) ends the upload, never unhandled', async () => {
-    const { cluster } = standInCluster(dir, 0);
+    const { cluster, intents } = standInCluster(dir, 0);
     const replicas = cluster.place('x', 3);
     const client = replicas[0].client as unknown as { commitLocalWrite: () => Promise<never> };
     client.commitLocalWrite = async () => {
@@ -105,6 +120,7 @@ describe('writer: an abort while local writes are being begun', () => {
         chunkSize: chunk,
         replication: 3,
         writeQuorum: 2,
+        intents,
       }).then(
         () => undefined,
         (e: Error) => e,
