@@ -3,14 +3,20 @@
 // same host writes and reads the node's files through it directly (local writes and reads), so both
 // agree on the layout, the durability and the check.
 //
-//   <chunksDir>/ab/cd/<id>.<sha256>   fanned out by the id's first two bytes
+//   <chunksDir>/ab/cd/<id>.<sha256>   fanned out by the id's first two bytes: the chunk's bytes as is
+//   <sumsDir>/ab/cd/<id>.<sha256>     its block checksums (block-sums.ts), under the same name
 //   <tmpDir>/<id>.<random>.tmp         a chunk being written, renamed into place once durable
+//   <tmpDir>/<id>.<random>.tmp.sums    its block checksums, written once its last byte is
+//
+// A chunk file without a sums file is one written before block checksums (or by a writer of that
+// version): it is read as then, checked whole against its sha256 before any byte of it is sent.
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { BlockSummer, BlockSums } from './block-sums.js';
 import { type ByteRange, RangeNotSatisfiable } from './chunk-store.js';
 import { BadRequest, Corrupt, NotFound } from './errors.js';
 import { sha256OfFd } from './file-hash.js';
@@ -27,6 +33,11 @@ export function tempFileName(id: string): string {
   return `${id}.${randomId(6)}.tmp`;
 }
 
+/** Where the block checksums of temp file `file` are written. */
+export function tempSumsFile(file: string): string {
+  return `${file}.sums`;
+}
+
 /** Whether `name` is a temp file name tempFileName(id) could have made (no path, no other chunk). */
 export function isTempFileName(name: string, id: string): boolean {
   return tempFilePattern.exec(name)?.[1] === id;
@@ -41,28 +52,47 @@ const earlySyncBytes = 8 * 1024 ** 2;
 // disk is done, so they are capped below that and writes and final fsyncs always find a thread.
 const earlySyncsMax = 2;
 let earlySyncs = 0;
-// Reads go to the socket in pieces this big: large enough that a 64 MiB chunk is 256 reads, small
-// enough to keep a slow reader's buffered data modest.
+// Reads go to the socket in pieces this big (whole blocks, each checked before it is sent): large
+// enough that a 64 MiB chunk is 256 reads, small enough to keep a slow reader's buffered data modest.
 const readPieceBytes = 256 * 1024;
-// A whole-chunk read this small is read into memory in one go, verified, and sent from there;
-// larger ones are hashed on a worker thread (file-hash.ts) first.
+// A whole read of a chunk without block sums this small is read into memory in one go, verified,
+// and sent from there; larger ones are hashed on a worker thread (file-hash.ts) first.
 const wholeReadBytes = 256 * 1024;
 
 /** A node volume's directories (storage-node/store.ts describes the layout). */
-export function volumeDirs(dataDir: string): { chunks: string; tmp: string; quarantine: string } {
+export function volumeDirs(dataDir: string): {
+  chunks: string;
+  sums: string;
+  tmp: string;
+  quarantine: string;
+} {
   return {
     chunks: path.join(dataDir, 'chunks'),
+    sums: path.join(dataDir, 'sums'),
     tmp: path.join(dataDir, 'tmp'),
     quarantine: path.join(dataDir, 'quarantine'),
   };
 }
 
-export function chunkLeafDir(chunksDir: string, id: string): string {
-  return path.join(chunksDir, id.slice(0, 2), id.slice(2, 4));
+/** The fan-out directory of chunk `id` under `dir` (the chunks' or the sums' tree). */
+export function chunkLeafDir(dir: string, id: string): string {
+  return path.join(dir, id.slice(0, 2), id.slice(2, 4));
 }
 
 export function chunkFilePath(chunksDir: string, id: string, sha256: string): string {
   return path.join(chunkLeafDir(chunksDir, id), `${id}.${sha256}`);
+}
+
+/** A chunk file and its sums file. */
+export interface ChunkPaths {
+  data: string;
+  sums: string;
+}
+
+/** Where chunk `id` with `sha256` lives in the volume at `dataDir`. */
+export function chunkPaths(dataDir: string, id: string, sha256: string): ChunkPaths {
+  const dirs = volumeDirs(dataDir);
+  return { data: chunkFilePath(dirs.chunks, id, sha256), sums: chunkFilePath(dirs.sums, id, sha256) };
 }
 
 export interface ChunkFileRead {
@@ -76,50 +106,163 @@ export interface ChunkFileRead {
 }
 
 /**
- * Opens a chunk file for reading. A whole read is verified before its first byte is handed out:
- * a reader that has already forwarded bytes cannot take them back, so a corrupt copy must fail
- * first (and the caller reads another one). Range reads are not verified here; scrubbing covers
- * them. On a mismatch `onCorrupt` gets the inode read (so only that very file is quarantined) and
- * Corrupt is thrown. A missing file is NotFound.
+ * Opens a chunk file for reading, verified: every block the read touches is checked against its
+ * sum before any byte of it is handed out, so a reader that fails over never has to take bytes back.
+ * The first piece is checked before this returns (a bad one fails the call, before any header goes
+ * out); a bad block later fails the stream at that block. A chunk without block sums is checked
+ * whole against `sha256` first. On a mismatch `onCorrupt` gets the inode read (so only that very
+ * file is quarantined) and the error is Corrupt. A missing file is NotFound.
  */
 export async function readChunkFile(
-  file: string,
+  files: ChunkPaths,
   sha256: string,
   opts: { range?: ByteRange; onCorrupt?: (ino: number) => void } = {},
 ): Promise<ChunkFileRead> {
-  const fh = await open(file, fsConstants.O_RDONLY).catch((err) => {
-    throw err.code === 'ENOENT' ? new NotFound(`chunk file ${path.basename(file)} not found`) : err;
+  const name = path.basename(files.data);
+  const fh = await open(files.data, fsConstants.O_RDONLY).catch((err) => {
+    throw err.code === 'ENOENT' ? new NotFound(`chunk file ${name} not found`) : err;
   });
   try {
     const st = await fh.stat();
     const size = st.size;
-    const mismatch = (actual: string): never => {
+    const bad = (why: string): Corrupt => {
       opts.onCorrupt?.(st.ino);
-      throw new Corrupt(`chunk ${path.basename(file)}: stored bytes hash to ${actual}`);
+      return new Corrupt(`chunk ${name}: ${why}`);
     };
-    if (opts.range) {
-      const r = clampRange(opts.range, size);
-      const stream = fh.createReadStream({ start: r.start, end: r.end, highWaterMark: readPieceBytes });
-      return { stream, size, length: r.end - r.start + 1, range: r };
-    }
-    if (size <= wholeReadBytes) {
-      // Small: one read into memory, checked, and exactly those bytes are sent.
-      const bytes = await fh.readFile();
-      await fh.close();
-      const actual = createHash('sha256').update(bytes).digest('hex');
-      if (actual !== sha256) mismatch(actual);
-      return { stream: Readable.from([bytes]), size, length: size };
-    }
-    // Large: hash the file, then stream it. The stream is not hashed a second time: the chunk is
-    // immutable (same inode, written once) and its bytes were just checked, the second pass being
-    // mostly served by the page cache. Both passes read through the one open descriptor, so the
-    // bytes checked are the inode's sent.
-    const actual = await sha256OfFd(fh.fd);
-    if (actual !== sha256) mismatch(actual);
-    return { stream: fh.createReadStream({ start: 0, highWaterMark: readPieceBytes }), size, length: size };
+    const range = opts.range && clampRange(opts.range, size);
+    const sums = await readSums(files.sums, size).catch((err) => {
+      throw err instanceof Corrupt ? bad(err.message) : err;
+    });
+    const stream = sums
+      ? await readBlocks(fh, size, sums, range ?? { start: 0, end: size - 1 }, bad)
+      : await readWhole(fh, size, sha256, range, bad);
+    const length = range ? range.end - range.start + 1 : size;
+    return { stream, size, length, range };
   } catch (err) {
     await fh.close().catch(() => {});
     throw err;
+  }
+}
+
+/** A chunk's block sums, or undefined for a chunk written before them. */
+async function readSums(file: string, size: number): Promise<BlockSums | undefined> {
+  const bytes = await readFile(file).catch((err) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  return bytes && BlockSums.parse(bytes, size);
+}
+
+/** Bytes [start, end] through their blocks' checks (VerifiedBlocks); the first piece checked here. */
+async function readBlocks(
+  fh: FileHandle,
+  size: number,
+  sums: BlockSums,
+  range: ByteRange,
+  bad: (why: string) => Corrupt,
+): Promise<Readable> {
+  const stream = new VerifiedBlocks(fh, size, sums, range, bad);
+  await stream.prime();
+  return stream;
+}
+
+/**
+ * A chunk without block sums, checked whole against its sha256 before its first byte is handed out
+ * (a range too: it has no smaller check). The stream is not hashed a second time: the chunk is
+ * immutable (same inode, written once) and its bytes were just checked, the second pass being
+ * mostly served by the page cache. Both passes read through the one open descriptor, so the bytes
+ * checked are the inode's sent.
+ */
+async function readWhole(
+  fh: FileHandle,
+  size: number,
+  sha256: string,
+  range: ByteRange | undefined,
+  bad: (why: string) => Corrupt,
+): Promise<Readable> {
+  if (size <= wholeReadBytes) {
+    // Small: one read into memory, checked, and exactly those bytes are sent.
+    const bytes = await fh.readFile();
+    await fh.close();
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== sha256) throw bad(`stored bytes hash to ${actual}`);
+    return Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]);
+  }
+  const actual = await sha256OfFd(fh.fd);
+  if (actual !== sha256) throw bad(`stored bytes hash to ${actual}`);
+  const { start, end } = range ?? { start: 0, end: size - 1 };
+  return fh.createReadStream({ start, end, highWaterMark: readPieceBytes });
+}
+
+/**
+ * Bytes [start, end] of a chunk file, read in whole blocks, each checked against its sum, and only
+ * then cut to the range and handed on. A bad block fails the stream before any of its bytes goes
+ * out. The descriptor is closed when the stream ends or is destroyed, read to its end or not.
+ */
+class VerifiedBlocks extends Readable {
+  /** Next byte to read (block-aligned), and the end of the last block the range touches. */
+  private pos: number;
+  private readonly stop: number;
+  private readonly pieceBytes: number;
+  private primed: Buffer | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    size: number,
+    private readonly sums: BlockSums,
+    private readonly range: ByteRange,
+    private readonly bad: (why: string) => Corrupt,
+  ) {
+    super({ highWaterMark: readPieceBytes });
+    const block = sums.blockBytes;
+    this.pos = Math.floor(range.start / block) * block;
+    this.stop = Math.min(Math.ceil((range.end + 1) / block) * block, size);
+    this.pieceBytes = Math.max(1, Math.floor(readPieceBytes / block)) * block;
+  }
+
+  /** Reads and checks the first piece now, so a bad first block fails before the stream is handed out. */
+  async prime(): Promise<void> {
+    this.primed = await this.nextPiece();
+  }
+
+  override _read(): void {
+    const piece = this.primed;
+    this.primed = undefined;
+    if (piece) {
+      this.push(piece.length > 0 ? piece : null);
+      return;
+    }
+    this.nextPiece().then(
+      (next) => this.push(next.length > 0 ? next : null),
+      (err) => this.destroy(err),
+    );
+  }
+
+  /** The next piece, checked and cut to the range; empty once the range is done. */
+  private async nextPiece(): Promise<Buffer> {
+    const { start, end } = this.range;
+    if (this.pos > end) return Buffer.alloc(0);
+    const from = this.pos;
+    const buf = Buffer.allocUnsafe(Math.min(this.pieceBytes, this.stop - from));
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await this.fh.read(buf, got, buf.length - got, from + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    // The size came from this inode, which is never written again: a short read is a damaged file.
+    if (got < buf.length) throw this.bad(`file ended at byte ${from + got}`);
+    const failed = this.sums.firstBad(buf, from / this.sums.blockBytes);
+    if (failed >= 0) throw this.bad(`block ${failed} fails its CRC32C`);
+    this.pos = from + got;
+    return buf.subarray(Math.max(0, start - from), end + 1 - from);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.fh.close().then(
+      () => cb(err),
+      () => cb(err),
+    );
   }
 }
 
@@ -131,10 +274,12 @@ export function clampRange(range: ByteRange, size: number): ByteRange {
 }
 
 /**
- * Writes a chunk body of exactly `size` bytes into `file` and fsyncs it; returns the body's sha256
- * when `hash` is set. `create` makes a new file (failing if one exists); otherwise `file` must
- * already exist (a temp file its node made for a local write) and is written from its start, and
- * the final fsync is left to the node, which commits it.
+ * Writes a chunk body of exactly `size` bytes into `file`, and its block sums, taken of the very
+ * buffers written, into tempSumsFile(file) once the last byte is in; fsyncs both; returns the
+ * body's sha256 when `hash` is set. `create` makes a new file (failing if one exists); otherwise
+ * `file` must already exist (a temp file its node made for a local write) and is written from its
+ * start, and the final fsyncs are left to the node, which commits it. The caller removes both files
+ * when this fails.
  */
 export async function writeChunkFile(
   file: string,
@@ -146,27 +291,39 @@ export async function writeChunkFile(
   const fh = await open(file, opts.create ? 'wx' : fsConstants.O_WRONLY, privateFileMode);
   try {
     let sha256: string | undefined;
+    const sums = new BlockSummer(size);
     if (Buffer.isBuffer(body)) {
       // A body already in memory (a small chunk): no stream machinery.
       if (body.length !== size) throw new BadRequest(`body of ${body.length} bytes declared as ${size}`);
       if (opts.hash) sha256 = createHash('sha256').update(body).digest('hex');
+      sums.update(body);
       await writeFully(fh, body);
     } else {
-      const sink = new ChunkFileSink(fh, size, opts.hash, opts.batchBytes ?? writeBatchBytes);
+      const sink = new ChunkFileSink(fh, size, sums, opts.hash, opts.batchBytes ?? writeBatchBytes);
       await pipeline(body, sink);
       if (sink.bytes !== size) throw new BadRequest(`body ended after ${sink.bytes} of ${size} bytes`);
       sha256 = sink.digest();
     }
-    if (opts.create) await fh.sync();
+    await Promise.all([writeSums(tempSumsFile(file), sums.bytes(), opts.create), opts.create && fh.sync()]);
     return sha256;
   } finally {
     await fh.close().catch(() => {});
   }
 }
 
+async function writeSums(file: string, bytes: Buffer, sync: boolean): Promise<void> {
+  const fh = await open(file, 'wx', privateFileMode);
+  try {
+    await writeFully(fh, bytes);
+    if (sync) await fh.sync();
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
 /**
- * Writes a streamed body to its file, hashing (if asked) and counting it; refuses more than the
- * declared size. Pieces arriving while a write is in flight wait in the stream's buffer (bounded by
+ * Writes a streamed body to its file, summing its blocks, hashing it (if asked) and counting it;
+ * refuses more than the declared size. Pieces arriving while a write is in flight wait in the stream's buffer (bounded by
  * highWaterMark, past which the source is paused) and go out together in one writev: one threadpool
  * round trip per batch rather than per 16-64 KiB socket piece.
  */
@@ -180,6 +337,7 @@ class ChunkFileSink extends Writable {
   constructor(
     private readonly fh: FileHandle,
     private readonly limit: number,
+    private readonly sums: BlockSummer,
     hash: boolean,
     batchBytes: number,
   ) {
@@ -198,8 +356,11 @@ class ChunkFileSink extends Writable {
     this.bytes += batch;
     if (this.bytes > this.limit) throw new BadRequest(`body is longer than the declared ${this.limit} bytes`);
     const written = writevFully(this.fh, bufs);
-    // Hash while the threadpool writes: neither changes the buffers.
-    if (this.hash) for (const b of bufs) this.hash.update(b);
+    // Sum and hash while the threadpool writes: none of it changes the buffers.
+    for (const b of bufs) {
+      this.sums.update(b);
+      this.hash?.update(b);
+    }
     await written;
     this.unsynced += batch;
     this.startEarlySync();

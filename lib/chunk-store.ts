@@ -28,9 +28,9 @@ export interface ByteRange {
 
 export interface GetResult {
   /**
-   * The bytes. A whole-chunk read is verified against sha256 while it streams; on mismatch or a
-   * lost connection the stream errors instead of ending, so a short or wrong body never looks
-   * complete.
+   * The bytes. Every read, whole or ranged, yields only bytes whose blocks passed their checks; at
+   * a bad block (Corrupt) or a lost connection the stream errors instead of ending, so a short or
+   * wrong body never looks complete.
    */
   stream: Readable;
   /** Bytes in the whole chunk. */

@@ -1,5 +1,5 @@
-// SHA-256 of a whole open file, off the event loop. Verifying a 64 MiB chunk before sending it
-// reads and hashes every byte; on the main thread that stalls every other request for ~50 ms and
+// SHA-256 of a whole open file, off the event loop. Verifying a 64 MiB chunk without block sums (one
+// written before them) before sending it reads and hashes every byte; on the main thread that stalls every other request for ~50 ms and
 // caps a read at one core. A couple of worker threads do it beside the event loop instead.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';

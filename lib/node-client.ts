@@ -27,6 +27,8 @@ import {
 // A connection silent for this long (no bytes either way, including while a reader holds back a GET
 // stream) is given up as a dead node; long enough for a busy disk's fsync of a 64 MiB chunk.
 export const nodeTimeoutMsDefault = 30_000;
+/** The trailer a node ends a GET body short with when a block fails its check (storage-node/server.ts). */
+export const readErrorTrailer = 'x-s3dfs-error';
 // Error and JSON replies are small; a larger one is a broken or hostile peer, not worth memory.
 const jsonReplyBytesMax = 4 * 1024 ** 2;
 
@@ -115,9 +117,9 @@ export class NodeClient implements ChunkStore {
     if (range) headers.range = `bytes=${range.start}-${range.end}`;
     const { res, req } = await this.call({ method: 'GET', path: chunkPath(id), headers });
     if (res.statusCode !== 200 && res.statusCode !== 206) throw errorFor(res, await readJson(res));
-    const length = Number(res.headers['content-length']);
     const sha256 = String(res.headers['x-s3dfs-sha256'] ?? '');
-    let size = length;
+    // A node of the version before block sums sized its bodies instead of naming the chunk's size.
+    let size = Number(res.headers['x-s3dfs-size'] ?? res.headers['content-length']);
     let served: ByteRange | undefined;
     if (res.statusCode === 206) {
       const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
@@ -128,9 +130,10 @@ export class NodeClient implements ChunkStore {
       served = { start: Number(m[1]), end: Number(m[2]) };
       size = Number(m[3]);
     }
-    if (!Number.isSafeInteger(length)) {
+    const length = served ? served.end - served.start + 1 : size;
+    if (!Number.isSafeInteger(length) || length < 0) {
       req.destroy();
-      throw new Unavailable(`${this.baseUrl} sent a body without Content-Length`);
+      throw new Unavailable(`${this.baseUrl} sent a body of no stated length`);
     }
     return { stream: checkedBody(res, req, length, this.baseUrl), size, length, sha256, range: served };
   }
@@ -296,8 +299,9 @@ function chunkPath(id: string): string {
 }
 
 /**
- * The response body, erroring unless exactly Content-Length bytes arrive: a node that cuts the
- * connection (a corrupt chunk, a crash) must never look like a complete short chunk.
+ * The response body, erroring unless exactly `length` bytes arrive: a node that cuts the connection
+ * (a crash) or ends the body early (a block that failed its check, named in the trailer: Corrupt)
+ * must never look like a complete short chunk.
  */
 function checkedBody(res: IncomingMessage, req: http.ClientRequest, length: number, from: string): Readable {
   let received = 0;
@@ -308,8 +312,10 @@ function checkedBody(res: IncomingMessage, req: http.ClientRequest, length: numb
       else cb(null, chunk);
     },
     flush(cb: TransformCallback) {
-      if (received === length) cb();
-      else cb(new Unavailable(`${from} ended the body after ${received} of ${length} bytes`));
+      if (received === length) return cb();
+      const why = `${from} ended the body after ${received} of ${length} bytes`;
+      if (res.trailers[readErrorTrailer] === 'Corrupt') cb(new Corrupt(`${why}: a block failed its check`));
+      else cb(new Unavailable(why));
     },
   });
   // A body nobody reads yet (a prefetched next chunk, a GET whose client left) may fail when its

@@ -1,7 +1,7 @@
 // The storage node's HTTP API on plain node:http: it is on the data path, so no framework between
 // the socket and the disk. Routes:
 //   PUT|POST /chunk/:id   store (Content-Length required, optional x-s3dfs-sha256)
-//   GET|HEAD /chunk/:id   read (single Range supported), DELETE /chunk/:id
+//   GET|HEAD /chunk/:id   read (single Range supported; see get for the framing), DELETE /chunk/:id
 //   GET /chunks?after&limit   inventory in id order
 //   POST /local-reads     {reads, bytes}: reads a gateway on this host made from the files directly
 //   POST /local-writes    {id, size} → {name}: a temp file a gateway on this host fills itself,
@@ -24,6 +24,7 @@ import {
 import { BadRequest, Conflict, Corrupt, InsufficientStorage, NotFound, Unavailable } from '../lib/errors.js';
 import { newRequestId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
+import { readErrorTrailer } from '../lib/node-client.js';
 import { readExactly } from '../lib/streams.js';
 import type { FsChunkStore, NodeIdentity } from './store.js';
 
@@ -233,6 +234,12 @@ class NodeHandler {
     }
   }
 
+  /**
+   * Serves a chunk or a range of it as its blocks pass their checks (lib/chunk-file.ts): a bad first
+   * block is an error reply, a later one ends the body short with the trailer x-s3dfs-error naming
+   * the error (so the reader knows this copy is bad, not merely cut off, and fails over). Hence the
+   * body is chunked, not sized: x-s3dfs-size (and Content-Range for a range) say what it carries.
+   */
   private async get(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
     const started = performance.now();
     const range = await this.resolveRange(req.headers.range, id);
@@ -245,21 +252,32 @@ class NodeHandler {
     });
     const headers: http.OutgoingHttpHeaders = {
       'content-type': 'application/octet-stream',
-      'content-length': got.length,
       'accept-ranges': 'bytes',
       'x-s3dfs-sha256': got.sha256,
+      'x-s3dfs-size': got.size,
+      trailer: readErrorTrailer,
     };
     if (got.range) headers['content-range'] = `bytes ${got.range.start}-${got.range.end}/${got.size}`;
     res.writeHead(got.range ? 206 : 200, headers);
+    let failed: unknown;
     try {
-      await pipeline(got.stream, res);
+      await pipeline(async function* () {
+        try {
+          yield* got.stream;
+        } catch (err) {
+          failed = err;
+          res.addTrailers({ [readErrorTrailer]: errorName(err, 500) });
+        }
+      }, res);
     } catch (err) {
-      // The body is already partly sent: the only honest signal left is to cut the connection, so
-      // the client sees an aborted response rather than a clean short or wrong one.
+      // The client went away (or the socket failed): nobody is left to tell.
       res.destroy();
-      if (err instanceof Corrupt) this.counters.corruptions += 1;
+      failed = err;
+    }
+    if (failed !== undefined) {
+      if (failed instanceof Corrupt) this.counters.corruptions += 1;
       this.counters.errors += 1;
-      this.opts.logger.warn({ err, chunkId: id }, 'chunk read failed mid-stream');
+      this.opts.logger.warn({ err: failed, chunkId: id }, 'chunk read failed mid-stream');
       return;
     }
     this.counters.reads += 1;

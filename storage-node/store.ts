@@ -3,6 +3,8 @@
 // Layout under the data dir:
 //   chunks/ab/cd/<id>.<sha256>  one file per chunk, fanned out by the id's first two bytes so no
 //                               directory grows past a few hundred entries at millions of chunks
+//   sums/ab/cd/<id>.<sha256>    its block checksums (lib/block-sums.ts), checked by every read;
+//                               a chunk written before them has none and is checked whole
 //   tmp/                        bodies being written (here, or by a gateway on this host: local
 //                               writes); anything here at start is a crash leftover
 //   quarantine/                 chunks whose bytes no longer match their hash, kept for a human
@@ -11,17 +13,22 @@
 //                               a wiped or swapped volume is seen (as a new id) within a probe
 // The sha256 lives in the file name, so a chunk appears in one atomic rename with both its bytes
 // and its hash durable: there is no window where one exists without the other, and reads and the
-// inventory never rehash.
+// inventory never rehash. Its sums are renamed into place just before it and dropped just before
+// it goes, so a chunk never appears before its sums (a crash between the two leaves a chunk that
+// is checked whole, as an old one is, or a few KiB of sums that only the same content would match).
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { sumsFileBytes } from '../lib/block-sums.js';
 import {
+  type ChunkPaths,
   chunkFilePattern,
   chunkLeafDir,
   readChunkFile,
   tempFileName,
+  tempSumsFile,
   volumeDirs,
   writeChunkFile,
 } from '../lib/chunk-file.js';
@@ -66,13 +73,13 @@ export interface StoreStats {
   corruptions: number;
 }
 
-interface Located {
-  file: string;
+interface Located extends ChunkPaths {
   sha256: string;
 }
 
 export class FsChunkStore implements ChunkStore {
   readonly chunksDir: string;
+  readonly sumsDir: string;
   readonly tmpDir: string;
   readonly quarantineDir: string;
   /** Sum of stored chunk sizes, kept incrementally after one scan at open. */
@@ -98,6 +105,7 @@ export class FsChunkStore implements ChunkStore {
   ) {
     const dirs = volumeDirs(dataDir);
     this.chunksDir = dirs.chunks;
+    this.sumsDir = dirs.sums;
     this.tmpDir = dirs.tmp;
     this.quarantineDir = dirs.quarantine;
   }
@@ -112,6 +120,7 @@ export class FsChunkStore implements ChunkStore {
     const capacity = opts.capacityBytes ?? (await filesystemBytes(dataDir));
     const store = new FsChunkStore(dataDir, opts.chunkSizeMax, capacity, opts.logger);
     privateDir(store.chunksDir);
+    privateDir(store.sumsDir);
     privateDir(store.quarantineDir);
     await rm(store.tmpDir, { recursive: true, force: true });
     privateDir(store.tmpDir);
@@ -139,6 +148,7 @@ export class FsChunkStore implements ChunkStore {
     if (id === this.volume) return id;
     const before = this.volume;
     await mkdir(this.chunksDir, { recursive: true });
+    await mkdir(this.sumsDir, { recursive: true });
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.quarantineDir, { recursive: true });
     // A recount: writes and deletes racing it may skew the counts slightly until the next start.
@@ -184,9 +194,9 @@ export class FsChunkStore implements ChunkStore {
       if (sha256 !== undefined && actual !== sha256) {
         throw new BadRequest(`body sha256 ${actual} does not match the expected ${sha256}`);
       }
-      return await this.withIdLock(id, () => this.commit(id, tmp, size, actual));
+      return await this.withIdLock(id, () => this.commit(id, tmp, size, actual, true));
     } catch (err) {
-      await rm(tmp, { force: true }).catch(() => {});
+      await removeTemp(tmp);
       throw mapDiskError(err);
     } finally {
       this.reservedBytes -= size;
@@ -222,9 +232,10 @@ export class FsChunkStore implements ChunkStore {
   }
 
   /**
-   * Puts a local write's temp file in place as chunk `id` with the writer's sha256 (reads and
-   * scrubs verify it like any other). It must hold exactly the declared size. `elapsedMs` is the
-   * write's time since it began, for the node's write latency.
+   * Puts a local write's temp file in place as chunk `id` with the writer's sha256 and block sums
+   * (reads and scrubs verify it like any other). It must hold exactly the declared size. A writer
+   * of the version before block sums leaves none: its chunk is kept as such, checked whole on reads.
+   * `elapsedMs` is the write's time since it began, for the node's write latency.
    */
   async commitLocalWrite(name: string, sha256: string): Promise<PutResult & { elapsedMs: number }> {
     if (!sha256Pattern.test(sha256)) throw new BadRequest('sha256 must be 64 lowercase hex characters');
@@ -233,19 +244,19 @@ export class FsChunkStore implements ChunkStore {
     this.localWrites.delete(name);
     const tmp = path.join(this.tmpDir, name);
     try {
-      // The node's own fsync makes it durable (the writer only synced early, to spread the writeback).
-      const fh = await open(tmp, fsConstants.O_RDONLY);
-      try {
-        const { size } = await fh.stat();
-        if (size !== w.size) throw new BadRequest(`local write of ${size} bytes declared as ${w.size}`);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      const result = await this.withIdLock(w.id, () => this.commit(w.id, tmp, w.size, sha256));
+      // The node's own fsyncs make it durable (the writer only synced early, to spread the writeback).
+      await syncFile(tmp, w.size, 'local write');
+      const sums = await syncFile(tempSumsFile(tmp), sumsFileBytes(w.size), "local write's block sums").then(
+        () => true,
+        (err) => {
+          if (err.code === 'ENOENT') return false;
+          throw err;
+        },
+      );
+      const result = await this.withIdLock(w.id, () => this.commit(w.id, tmp, w.size, sha256, sums));
       return { ...result, elapsedMs: performance.now() - w.startedMs };
     } catch (err) {
-      await rm(tmp, { force: true }).catch(() => {});
+      await removeTemp(tmp);
       throw mapDiskError(err);
     } finally {
       this.reservedBytes -= w.size;
@@ -258,7 +269,7 @@ export class FsChunkStore implements ChunkStore {
     if (!w) return;
     this.localWrites.delete(name);
     this.reservedBytes -= w.size;
-    await rm(path.join(this.tmpDir, name), { force: true });
+    await removeTemp(path.join(this.tmpDir, name));
   }
 
   /** Aborts local writes whose temp file has not changed for `idleMs` (or has vanished). */
@@ -296,9 +307,9 @@ export class FsChunkStore implements ChunkStore {
     checkId(id);
     const found = await this.locate(id);
     if (!found) throw new NotFound(`chunk ${id} not found`);
-    const read = await readChunkFile(found.file, found.sha256, {
+    const read = await readChunkFile(found, found.sha256, {
       range,
-      onCorrupt: (ino) => this.quarantine(id, found.file, ino),
+      onCorrupt: (ino) => this.quarantine(id, found, ino),
     }).catch((err) => {
       throw err instanceof NotFound ? new NotFound(`chunk ${id} not found`) : err;
     });
@@ -309,7 +320,7 @@ export class FsChunkStore implements ChunkStore {
     checkId(id);
     const found = await this.locate(id);
     if (!found) return undefined;
-    const st = await stat(found.file).catch(() => undefined);
+    const st = await stat(found.data).catch(() => undefined);
     return st && { id, size: st.size, sha256: found.sha256, mtimeMs: Math.floor(st.mtimeMs) };
   }
 
@@ -322,9 +333,10 @@ export class FsChunkStore implements ChunkStore {
     await this.withIdLock(id, async () => {
       const found = await this.locate(id);
       if (!found) return;
-      const st = await stat(found.file).catch(() => undefined);
+      const st = await stat(found.data).catch(() => undefined);
+      await rm(found.sums, { force: true });
       try {
-        await unlink(found.file);
+        await unlink(found.data);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw err;
@@ -363,33 +375,27 @@ export class FsChunkStore implements ChunkStore {
 
   // ---- internals ----
 
-  /** Under the id lock: decide by the content already there, else rename into place durably. */
-  private async commit(id: string, tmp: string, size: number, sha256: string): Promise<PutResult> {
+  /**
+   * Under the id lock: decide by the content already there, else rename into place durably, the
+   * block sums (when `sums`: tempSumsFile(tmp)) first.
+   */
+  private async commit(
+    id: string,
+    tmp: string,
+    size: number,
+    sha256: string,
+    sums: boolean,
+  ): Promise<PutResult> {
     const existing = await this.locate(id);
     if (existing) {
-      await rm(tmp, { force: true });
+      await removeTemp(tmp);
       if (existing.sha256 !== sha256) throw new Conflict(`chunk ${id} already exists with other content`);
       return { id, size, sha256, created: false };
     }
-    const leaf = chunkLeafDir(this.chunksDir, id);
-    const dest = path.join(leaf, `${id}.${sha256}`);
-    // Fan-out directories are made on first use only: the rename tells whether the leaf exists,
-    // which saves a mkdir call on every write.
-    let made: string | undefined;
-    try {
-      await rename(tmp, dest);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      made = await mkdir(leaf, { recursive: true, mode: privateDirMode });
-      await rename(tmp, dest);
-    }
-    await fsyncDir(leaf);
-    // A freshly made fan-out directory must itself be durable in its parent, or the chunk in it
-    // could vanish with it after a crash.
-    if (made !== undefined) {
-      await fsyncDir(path.dirname(leaf));
-      await fsyncDir(this.chunksDir);
-    }
+    const name = `${id}.${sha256}`;
+    const placed = sums ? [await renameInto(tempSumsFile(tmp), this.sumsDir, id, name)] : [];
+    placed.push(await renameInto(tmp, this.chunksDir, id, name));
+    await Promise.all(placed.map((sync) => sync()));
     this.usedBytes += size;
     this.chunkCount += 1;
     return { id, size, sha256, created: true };
@@ -399,7 +405,12 @@ export class FsChunkStore implements ChunkStore {
     const leaf = chunkLeafDir(this.chunksDir, id);
     const names = await listDir(leaf, chunkFilePattern);
     const name = names.find((n) => n.startsWith(`${id}.`));
-    return name ? { file: path.join(leaf, name), sha256: name.slice(33) } : undefined;
+    if (!name) return undefined;
+    return {
+      data: path.join(leaf, name),
+      sums: path.join(chunkLeafDir(this.sumsDir, id), name),
+      sha256: name.slice(33),
+    };
   }
 
   private forget(size: number): void {
@@ -408,18 +419,21 @@ export class FsChunkStore implements ChunkStore {
   }
 
   /**
-   * Moves a chunk whose bytes no longer match its hash out of the store. Only the very file that was
-   * read (same inode) is moved: a good copy written since by repair must not be quarantined.
+   * Moves a chunk whose bytes no longer match their checksums out of the store (its sums are
+   * dropped: the log line says what failed, and the name still carries its sha256). Only the very
+   * file that was read (same inode) is moved: a good copy written since by repair must not be
+   * quarantined.
    */
-  private quarantine(id: string, file: string, ino: number): void {
+  private quarantine(id: string, found: ChunkPaths, ino: number): void {
     this.corruptions += 1;
     const move = this.withIdLock(id, async () => {
-      const st = await stat(file).catch(() => undefined);
+      const st = await stat(found.data).catch(() => undefined);
       if (!st || st.ino !== ino) return;
-      const dest = path.join(this.quarantineDir, `${path.basename(file)}.${Date.now()}`);
-      await rename(file, dest);
+      const dest = path.join(this.quarantineDir, `${path.basename(found.data)}.${Date.now()}`);
+      await rm(found.sums, { force: true });
+      await rename(found.data, dest);
       this.forget(st.size);
-      this.logger?.warn({ chunkId: id, quarantined: dest }, 'chunk failed its sha256 check: quarantined');
+      this.logger?.warn({ chunkId: id, quarantined: dest }, 'chunk failed its checksums: quarantined');
     });
     move.catch((err) => this.logger?.error({ err, chunkId: id }, 'could not quarantine a corrupt chunk'));
   }
@@ -458,6 +472,49 @@ export class FsChunkStore implements ChunkStore {
 
 function checkId(id: string): void {
   if (!isChunkId(id)) throw new BadRequest('chunk id must be 32 lowercase hex characters');
+}
+
+/** Removes a temp file and its block sums, whatever is left of them. */
+async function removeTemp(tmp: string): Promise<void> {
+  await Promise.all([rm(tmp, { force: true }), rm(tempSumsFile(tmp), { force: true })]).catch(() => {});
+}
+
+/** Checks that `file` holds `size` bytes and fsyncs it (ENOENT when it is not there). */
+async function syncFile(file: string, size: number, what: string): Promise<void> {
+  const fh = await open(file, fsConstants.O_RDONLY);
+  try {
+    const st = await fh.stat();
+    if (st.size !== size) throw new BadRequest(`${what} of ${st.size} bytes declared as ${size}`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Renames `tmp` to `name` in chunk `id`'s fan-out directory under `root`; returns what makes that
+ * durable, to run once every rename of a commit is done. Fan-out directories are made on first use
+ * only: the rename tells whether the leaf exists, which saves a mkdir call on every write.
+ */
+async function renameInto(tmp: string, root: string, id: string, name: string): Promise<() => Promise<void>> {
+  const leaf = chunkLeafDir(root, id);
+  let made: string | undefined;
+  try {
+    await rename(tmp, path.join(leaf, name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    made = await mkdir(leaf, { recursive: true, mode: privateDirMode });
+    await rename(tmp, path.join(leaf, name));
+  }
+  return async () => {
+    await fsyncDir(leaf);
+    // A freshly made fan-out directory must itself be durable in its parent, or the file in it
+    // could vanish with it after a crash.
+    if (made !== undefined) {
+      await fsyncDir(path.dirname(leaf));
+      await fsyncDir(root);
+    }
+  };
 }
 
 function mapDiskError(err: unknown): unknown {

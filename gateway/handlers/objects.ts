@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { readExactly } from '../../lib/streams.js';
 import {
   type ChecksumAlgorithm,
@@ -291,7 +291,8 @@ export async function copyData(
   const size = range.end - range.start + 1;
   const verifier = new ChecksumVerifier({ algorithm });
   const source = size > 0 ? await objectBytes(r, src, range.start, range.end) : Buffer.alloc(0);
-  const body = (Buffer.isBuffer(source) ? Readable.from([source]) : source).pipe(verifier);
+  // pipeline, not pipe: a source that fails (every replica bad) must fail the copy, not the process.
+  const body = pipeline(Buffer.isBuffer(source) ? Readable.from([source]) : source, verifier, () => {});
   const { config } = r.gw;
   if (partNumber === undefined && size > 0 && size <= config.inlineMaxBytes) {
     const inline = await readExactly(body, size);

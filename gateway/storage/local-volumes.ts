@@ -11,8 +11,8 @@ import type { NodeClient } from '../../lib/node-client.js';
 // into a temp file the node hands it. A chunk then costs one pass through the disk cache, not a
 // second process and two socket copies. The node still owns its volume: a local write is begun and
 // committed by the node (id and capacity checks, reservation, fsync, rename, accounting), and reads
-// stay verified: lib/chunk-file.ts, which the node serves its own reads through, checks every whole
-// chunk before its first byte goes out.
+// stay verified: lib/chunk-file.ts, which the node serves its own reads through, checks every block
+// a read touches before any byte of it goes out.
 //
 // A node's volume counts as local only once proven: the node names its data dir and identity stamp
 // in /health, and node.json at that path here must carry the same id and stamp. A node in a

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { chunkFilePath, readChunkFile, volumeDirs } from '../../lib/chunk-file.js';
+import { chunkPaths, readChunkFile } from '../../lib/chunk-file.js';
 import type { ByteRange } from '../../lib/chunk-store.js';
 import { Corrupt, NotFound, Unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
@@ -8,8 +8,10 @@ import type { StoredChunk } from './meta.js';
 
 // The read path: only the chunks a range needs, each from the first healthy replica (its chunk
 // file directly when the node's volume is on this host: local-volumes.ts), failing over to the
-// next replica on error. The next chunk's request is opened while the current one
-// streams, so the pipe never waits on a round trip between chunks.
+// next replica on error. Either way a replica hands out only bytes whose blocks it has checked
+// (lib/chunk-file.ts), so on any failure, a bad block included, what was sent is good and the next
+// replica takes over from the first byte not sent. The next chunk's request is opened while the
+// current one streams, so the pipe never waits on a round trip between chunks.
 
 export interface ReadOptions {
   /** Inclusive byte range within the object. */
@@ -87,8 +89,8 @@ async function* streamPieces(
             'replica failed mid-read; failing over',
           );
           if (err instanceof Corrupt) opts.onCorrupt?.(piece.chunk.id, reading.replica.node.id);
-          // Nodes verify a whole chunk before sending it, so bytes already sent are good:
-          // continue from the first byte not yet sent, on the next replica.
+          // Replicas send only checked bytes, so those already sent are good: continue from the
+          // first byte not yet sent, on the next replica.
           current = await open({ ...piece, from: piece.from + sent }, reading.rest, cluster, opts);
         } finally {
           if (reading.local) cluster.localVolumes.record(reading.replica, sent - sentBefore);
@@ -213,8 +215,9 @@ async function openLocal(
 ): Promise<Readable | 'corrupt' | undefined> {
   const { chunk } = piece;
   try {
-    const file = chunkFilePath(volumeDirs(replica.volume!).chunks, chunk.id, chunk.sha256);
-    const read = await readChunkFile(file, chunk.sha256, { range });
+    const read = await readChunkFile(chunkPaths(replica.volume!, chunk.id, chunk.sha256), chunk.sha256, {
+      range,
+    });
     if (read.size === chunk.size) return read.stream;
     read.stream.destroy();
     throw new Corrupt(`chunk ${chunk.id}: file holds ${read.size} bytes, expected ${chunk.size}`);

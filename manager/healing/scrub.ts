@@ -1,7 +1,8 @@
-// Scrubbing: every replica is re-read in the background at a bounded byte rate. The node verifies a
-// whole-chunk read against the sha256 in its file name (on mismatch it cuts the connection and
-// quarantines the file); the manager hashes what it receives as well, so a node that does not
-// check is still caught. A bad or vanished replica is marked corrupt and repair replaces it.
+// Scrubbing: every replica is re-read in the background at a bounded byte rate. The node verifies
+// the read block by block (a chunk written before block sums: whole, against the sha256 in its file
+// name), and on a bad block ends the body short, flagged Corrupt, and quarantines the file; the
+// manager hashes what it receives as well, so a node that does not check is still caught. A bad or
+// vanished replica is marked corrupt and repair replaces it.
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NodeClient } from '../../lib/node-client.js';

@@ -26,11 +26,14 @@ function standInCluster(volume: string, beginDelayMs: number) {
     async commitLocalWrite(name: string, sha256: string) {
       calls.committed++;
       await rename(path.join(volume, 'tmp', name), path.join(volume, name));
+      // A node takes the block sums the writer leaves beside the temp file (lib/chunk-file.ts) too.
+      await rename(path.join(volume, 'tmp', `${name}.sums`), path.join(volume, `${name}.sums`));
       return { id: 'x', size: chunk, sha256, created: true };
     },
     async abortLocalWrite(name: string) {
       calls.aborted++;
       await rm(path.join(volume, 'tmp', name), { force: true });
+      await rm(path.join(volume, 'tmp', `${name}.sums`), { force: true });
     },
     async delete() {
       calls.deleted++;
