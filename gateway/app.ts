@@ -35,6 +35,8 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(async (koa) => {
     const started = process.hrtime.bigint();
+    const socket = koa.req.socket;
+    const [readAtStart, writtenAtStart] = [socket.bytesRead, socket.bytesWritten];
     const requestId = newRequestId();
     const log = deps.log.child({ requestId });
     koa.set('x-amz-request-id', requestId);
@@ -86,15 +88,25 @@ export function createApp(deps: AppDeps): Koa {
         drainOrClose(koa);
       }
     }
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    const line = {
-      op,
-      method: koa.method,
-      status: clientGone ? 499 : koa.status,
-      ms: Math.round(ms * 10) / 10,
-    };
-    if (!clientGone && koa.status >= 500) log.error(line, 'request');
-    else log.info(line, 'request');
+    // Logged once the response is over, not when the handler returns: Koa streams the body after
+    // that, and a GET whose body fails mid-stream is then logged as the cut it was.
+    koa.res.once('close', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const cut = !koa.res.writableFinished;
+      const line = {
+        op,
+        method: koa.method,
+        status: clientGone && !koa.res.headersSent ? 499 : koa.res.statusCode,
+        ms: Math.round(ms * 10) / 10,
+        // Socket counters: headers included, and shared by a keep-alive connection's requests in turn.
+        bytesIn: socket.bytesRead - readAtStart,
+        bytesOut: socket.bytesWritten - writtenAtStart,
+        ...(cut ? { cut: true } : {}),
+      };
+      if (line.status >= 500 && !clientGone) log.error(line, 'request');
+      else if (cut && !clientGone) log.warn(line, 'request cut short');
+      else log.info(line, 'request');
+    });
   });
   return app;
 }

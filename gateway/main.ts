@@ -12,6 +12,7 @@ import { credentialsFile, ensureRootCredentials, type RootCredentials, secretLoo
 import { ClusterView, type RingSource } from './storage/cluster.js';
 import { WriteIntents } from './storage/intents.js';
 import { MetaStore } from './storage/meta.js';
+import { ObjectLayer } from './storage/object-layer.js';
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -29,6 +30,7 @@ export interface RunningGateway {
   server: Server;
   credentials: RootCredentials;
   cluster: ClusterView;
+  store: ObjectLayer;
   stop(): Promise<void>;
 }
 
@@ -49,12 +51,15 @@ export async function startGateway(deps: GatewayDeps): Promise<RunningGateway> {
   await cluster.start();
   const intents = new WriteIntents(db, log, config.writerLeaseMs);
   await intents.start();
+  const meta = new MetaStore(db);
+  const store = new ObjectLayer({ config, db, meta, cluster, intents, log });
   const app = createApp({
     config,
     db,
-    meta: new MetaStore(db),
+    meta,
     cluster,
     intents,
+    store,
     log,
     lookupSecret: secretLookup(db, credentials),
   });
@@ -75,6 +80,7 @@ export async function startGateway(deps: GatewayDeps): Promise<RunningGateway> {
     server,
     credentials,
     cluster,
+    store,
     async stop() {
       cluster.stop();
       server.closeIdleConnections();

@@ -21,3 +21,40 @@ export class BadRequest extends DomainError {}
 export class IncompleteBody extends BadRequest {}
 /** The disk is full. */
 export class InsufficientStorage extends DomainError {}
+
+// The gateway's storage outcomes, each mapped to its S3 error by gateway/s3/errors.ts.
+
+export class NoSuchBucket extends NotFound {
+  constructor(readonly bucket: string) {
+    super(`no bucket ${bucket}`);
+  }
+}
+export class NoSuchKey extends NotFound {
+  constructor(readonly key: string) {
+    super(`no key ${key}`);
+  }
+}
+export class NoSuchUpload extends NotFound {
+  constructor(readonly uploadId: string) {
+    super(`no active upload ${uploadId}`);
+  }
+}
+/** A conditional write or copy found the object other than `condition` (the header) required. */
+export class PreconditionFailed extends Conflict {
+  constructor(
+    readonly condition: string,
+    message = `${condition} does not hold`,
+  ) {
+    super(message);
+  }
+}
+/** CompleteMultipartUpload refused: the code is the S3 one, as it names the rule broken. */
+export class UploadRejected extends BadRequest {
+  constructor(
+    readonly code: 'InvalidPart' | 'EntityTooSmall' | 'BadDigest' | 'InvalidRequest',
+    message: string,
+    readonly detail: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}

@@ -9,22 +9,9 @@ import {
   versioningConfigurationXml,
   xmlBodyBytesMax,
 } from '../s3/xml.js';
-import { decodeToken, encodeToken, ownerOf, type RequestCtx } from './context.js';
+import { decodeToken, encodeToken, ownerOf, type RequestCtx, requireBucket, sendXml } from './context.js';
 
 // Bucket operations. https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
-
-export function sendXml(r: RequestCtx, xml: string, status = 200): void {
-  r.koa.status = status;
-  r.koa.set('Content-Type', 'application/xml');
-  r.koa.body = xml;
-}
-
-/** The bucket, or NoSuchBucket. A pre-check only (cached briefly): commits re-check under a lock. */
-export async function requireBucket(r: RequestCtx, bucket: string) {
-  const row = await r.gw.meta.bucketCached(bucket);
-  if (!row) throw new S3Error('NoSuchBucket', undefined, { extra: { BucketName: bucket } });
-  return row;
-}
 
 /** ListBuckets: all of them, or pages of `max-buckets` with an opaque continuation token. */
 export async function listBuckets(r: RequestCtx): Promise<void> {

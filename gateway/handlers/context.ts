@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Knex } from 'knex';
 import type Koa from 'koa';
+import { NoSuchBucket } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { GatewayConfig } from '../config.js';
 import { S3Error } from '../s3/errors.js';
@@ -9,6 +10,7 @@ import type { AuthResult } from '../s3/sigv4.js';
 import type { ClusterView } from '../storage/cluster.js';
 import type { IntentLog } from '../storage/intents.js';
 import type { MetaStore } from '../storage/meta.js';
+import type { ObjectLayer } from '../storage/object-layer.js';
 
 /** What every handler can reach: config, metadata, the cluster, this request. */
 export interface Gateway {
@@ -17,6 +19,8 @@ export interface Gateway {
   meta: MetaStore;
   cluster: ClusterView;
   intents: IntentLog;
+  /** What handlers store and read bytes through (storage/object-layer.ts). */
+  store: ObjectLayer;
   log: Logger;
 }
 
@@ -33,6 +37,23 @@ export interface RequestCtx {
 export function header(h: IncomingHttpHeaders, name: string): string | undefined {
   const v = h[name];
   return Array.isArray(v) ? v.join(',') : v;
+}
+
+export function sendXml(r: RequestCtx, xml: string, status = 200): void {
+  r.koa.status = status;
+  r.koa.set('Content-Type', 'application/xml');
+  r.koa.body = xml;
+}
+
+/** The bucket, or NoSuchBucket. A pre-check only (cached briefly): commits re-check under a lock. */
+export async function requireBucket(r: RequestCtx, bucket: string) {
+  const row = await r.gw.meta.bucketCached(bucket);
+  if (!row) throw new NoSuchBucket(bucket);
+  return row;
+}
+
+export function quote(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`;
 }
 
 /** The owner shown in listings and ACLs: the authenticated access key. */
@@ -57,4 +78,18 @@ export function decodeToken(token: string, tag: string): string {
     });
   }
   return raw.slice(tag.length + 1);
+}
+
+/**
+ * Buckets are never versioned: every object's only version is `null`, which names the current one.
+ * Any other version id is refused rather than ignored — ignoring it would make "delete that old
+ * version" delete the current object.
+ */
+export function currentVersionOnly(versionId: string | undefined): void {
+  if (versionId === undefined || versionId === 'null') return;
+  throw new S3Error(
+    'InvalidArgument',
+    versionId === '' ? 'Version id cannot be the empty string' : 'Invalid version id specified',
+    { extra: { ArgumentName: 'versionId', ArgumentValue: versionId } },
+  );
 }

@@ -9,7 +9,7 @@ import {
   headBucket,
   listBuckets,
 } from './buckets.js';
-import { header, type RequestCtx } from './context.js';
+import { currentVersionOnly, header, type RequestCtx } from './context.js';
 import { listObjectsV1, listObjectsV2, listObjectVersions } from './listing.js';
 import {
   abortMultipartUpload,
@@ -22,7 +22,6 @@ import {
 } from './multipart.js';
 import {
   copyObject,
-  currentVersionOnly,
   deleteObject,
   deleteObjects,
   getObjectAcl,

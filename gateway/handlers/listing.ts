@@ -1,7 +1,6 @@
 import type { S3Request } from '../s3/router.js';
 import { listObjectsV1Xml, listObjectsV2Xml, listVersionsXml } from '../s3/xml.js';
-import { requireBucket, sendXml } from './buckets.js';
-import { decodeToken, encodeToken, ownerOf, type RequestCtx } from './context.js';
+import { decodeToken, encodeToken, ownerOf, type RequestCtx, requireBucket, sendXml } from './context.js';
 
 // ListObjects (v1), ListObjectsV2 and ListObjectVersions. https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html
 

@@ -1,3 +1,4 @@
+import { UploadRejected } from '../../lib/errors.js';
 import {
   type ChecksumAlgorithm,
   checksumAlgorithms,
@@ -20,21 +21,20 @@ import {
   listPartsXml,
   parseCompleteMultipartUpload,
 } from '../s3/xml.js';
-import { PreconditionFailed } from '../storage/meta.js';
+import type { Stored } from '../storage/object-layer.js';
+import type { ChecksumKind, PartRow, UploadRow } from '../storage/uploads.js';
 import {
-  type ChecksumKind,
-  NoSuchUpload,
-  type PartRow,
-  UploadRejected,
-  type UploadRow,
-  UploadStore,
-} from '../storage/uploads.js';
-import { discardChunks } from '../storage/writer.js';
-import { requireBucket, sendXml } from './buckets.js';
-import { header, ownerOf, type RequestCtx } from './context.js';
-import { type Ingested, ingest, putObjectBytesMax, readSmallBody } from './ingest.js';
-import { contentMetaFrom, copyData, copySource, writeConditions } from './objects.js';
-import { quote } from './read.js';
+  type Body,
+  contentMetaFrom,
+  type Digests,
+  digestsOf,
+  putObjectBytesMax,
+  readSmallBody,
+  requestBody,
+  sourceBody,
+} from './body.js';
+import { copySource, writeConditions } from './conditions.js';
+import { header, ownerOf, quote, type RequestCtx, requireBucket, sendXml } from './context.js';
 
 // Multipart upload: Create, UploadPart(Copy), Complete, Abort, ListParts, ListMultipartUploads.
 // Parts are written like PutObject bodies (chunked, replicated, verified); Complete only moves
@@ -45,17 +45,13 @@ type Op<N extends S3Request['op']> = Extract<S3Request, { op: N }>;
 /** S3's largest part, the same as its largest single PUT. */
 const partBytesMax = putObjectBytesMax;
 
-function uploadsOf(r: RequestCtx): UploadStore {
-  return new UploadStore(r.gw.db, r.gw.meta);
-}
-
 // ---- create ----------------------------------------------------------------------------------
 
 export async function createMultipartUpload(r: RequestCtx, req: Op<'CreateMultipartUpload'>): Promise<void> {
   await requireBucket(r, req.bucket);
   const meta = contentMetaFrom(r);
   const { algorithm, type } = checksumChoice(r);
-  const uploadId = await uploadsOf(r).create({
+  const uploadId = await r.gw.store.uploads.create({
     bucket: req.bucket,
     key: req.key,
     meta,
@@ -116,11 +112,11 @@ export async function uploadPart(r: RequestCtx, req: Op<'UploadPart'>): Promise<
       `Checksum Type mismatch occurred, expected checksum Type: ${algorithm.toLowerCase()}, actual checksum Type: ${asserted.algorithm.toLowerCase()}`,
     );
   }
-  const data = await ingest(r, { maxBytes: partBytesMax, partNumber: req.partNumber, algorithm });
-  await commitPart(r, req, data);
+  const body = requestBody(r, { maxBytes: partBytesMax, partNumber: req.partNumber, algorithm });
+  const { digests } = await putPart(r, upload, req.partNumber, body);
   r.koa.status = 200;
-  r.koa.set('ETag', quote(data.md5Hex));
-  if (data.checksum) r.koa.set(checksumHeader[data.checksum.algorithm], data.checksum.value);
+  r.koa.set('ETag', quote(digests.md5Hex));
+  if (digests.checksum) r.koa.set(checksumHeader[digests.checksum.algorithm], digests.checksum.value);
   r.koa.body = Buffer.alloc(0);
 }
 
@@ -132,14 +128,18 @@ export async function uploadPartCopy(r: RequestCtx, req: Op<'UploadPartCopy'>): 
   const size = range.end - range.start + 1;
   if (size > partBytesMax) throw new S3Error('EntityTooLarge');
   const algorithm = (upload.checksumAlgorithm ?? undefined) as ChecksumAlgorithm | undefined;
-  const data = await copyData(r, src, algorithm, range, req.partNumber);
-  const part = await commitPart(r, req, data);
+  const { part, digests } = await putPart(
+    r,
+    upload,
+    req.partNumber,
+    await sourceBody(r, src, range, algorithm),
+  );
   sendXml(
     r,
     copyPartResultXml({
-      etag: data.md5Hex,
+      etag: digests.md5Hex,
       lastModified: part.lastModified,
-      checksums: data.checksum ? { [data.checksum.algorithm]: data.checksum.value } : undefined,
+      checksums: digests.checksum ? { [digests.checksum.algorithm]: digests.checksum.value } : undefined,
     }),
   );
 }
@@ -163,41 +163,31 @@ function copyRange(v: string | undefined, size: number): { start: number; end: n
   return { start, end };
 }
 
-async function activeUpload(
+function activeUpload(
   r: RequestCtx,
   req: { bucket: string; key: string; uploadId: string },
 ): Promise<UploadRow> {
-  try {
-    return await uploadsOf(r).active(req.uploadId, req.bucket, req.key);
-  } catch (err) {
-    throw s3ErrorOf(err, req.uploadId);
-  }
+  return r.gw.store.activeUpload(req.uploadId, req.bucket, req.key);
 }
 
-/** Records the written part; if that fails (the upload ended meanwhile) its bytes are removed. */
-async function commitPart(
+/** Stores `body` as the part; a part of the same number is replaced. */
+async function putPart(
   r: RequestCtx,
-  req: { bucket: string; key: string; uploadId: string; partNumber: number },
-  data: Ingested,
-): Promise<PartRow> {
-  try {
-    return await uploadsOf(r).commitPart(
-      req.uploadId,
-      req.bucket,
-      req.key,
-      {
-        partNumber: req.partNumber,
-        size: data.size,
-        etag: data.md5Hex,
-        checksumAlgorithm: data.checksum?.algorithm ?? null,
-        checksumValue: data.checksum?.value ?? null,
-      },
-      data.chunks,
-    );
-  } catch (err) {
-    discardChunks(r.gw.cluster, r.gw.intents, data.chunks);
-    throw s3ErrorOf(err, req.uploadId);
-  }
+  upload: UploadRow,
+  partNumber: number,
+  body: Body,
+): Promise<{ part: PartRow; digests: Digests }> {
+  let digests: Digests | undefined;
+  const part = await r.gw.store.putPart(upload, partNumber, body, (stored: Stored) => {
+    digests = digestsOf(body, stored);
+    return {
+      size: stored.size,
+      etag: digests.md5Hex,
+      checksumAlgorithm: digests.checksum?.algorithm ?? null,
+      checksumValue: digests.checksum?.value ?? null,
+    };
+  });
+  return { part, digests: digests! };
 }
 
 // ---- complete and abort ----------------------------------------------------------------------
@@ -215,21 +205,16 @@ export async function completeMultipartUpload(
     completeMultipartBodyBytesMax,
   );
   const parts = await parseCompleteMultipartUpload(body);
-  let result: Awaited<ReturnType<UploadStore['complete']>>;
-  try {
-    result = await uploadsOf(r).complete({
-      uploadId: req.uploadId,
-      bucket: req.bucket,
-      key: req.key,
-      parts: parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag, checksums: p.checksums })),
-      minPartBytes: r.gw.config.multipartPartMinBytes,
-      cond,
-      finalChecksum,
-      verify: (upload, size, checksum) => verifyAsserted(r, upload, size, checksum),
-    });
-  } catch (err) {
-    throw s3ErrorOf(err, req.uploadId, cond);
-  }
+  const result = await r.gw.store.complete({
+    uploadId: req.uploadId,
+    bucket: req.bucket,
+    key: req.key,
+    parts: parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag, checksums: p.checksums })),
+    minPartBytes: r.gw.config.multipartPartMinBytes,
+    cond,
+    finalChecksum,
+    verify: (upload, size, checksum) => verifyAsserted(r, upload, size, checksum),
+  });
   const checksums: ChecksumMap | undefined =
     result.checksumAlgorithm && result.checksumValue
       ? { [result.checksumAlgorithm as ChecksumAlgorithm]: result.checksumValue }
@@ -249,11 +234,7 @@ export async function completeMultipartUpload(
 
 export async function abortMultipartUpload(r: RequestCtx, req: Op<'AbortMultipartUpload'>): Promise<void> {
   await requireBucket(r, req.bucket);
-  try {
-    await uploadsOf(r).abort(req.uploadId, req.bucket, req.key);
-  } catch (err) {
-    throw s3ErrorOf(err, req.uploadId);
-  }
+  await r.gw.store.abort(req.uploadId, req.bucket, req.key);
   r.koa.status = 204;
   r.koa.body = null;
 }
@@ -326,7 +307,9 @@ export async function listParts(r: RequestCtx, req: Op<'ListParts'>): Promise<vo
   await requireBucket(r, req.bucket);
   const upload = await activeUpload(r, req);
   const rows =
-    req.maxParts > 0 ? await uploadsOf(r).listParts(req.uploadId, req.partNumberMarker, req.maxParts) : [];
+    req.maxParts > 0
+      ? await r.gw.store.uploads.listParts(req.uploadId, req.partNumberMarker, req.maxParts)
+      : [];
   const isTruncated = rows.length > req.maxParts;
   const parts = rows.slice(0, req.maxParts);
   sendXml(
@@ -358,7 +341,7 @@ export async function listParts(r: RequestCtx, req: Op<'ListParts'>): Promise<vo
 
 export async function listMultipartUploads(r: RequestCtx, req: Op<'ListMultipartUploads'>): Promise<void> {
   await requireBucket(r, req.bucket);
-  const page = await uploadsOf(r).list(req.bucket, req);
+  const page = await r.gw.store.uploads.list(req.bucket, req);
   sendXml(
     r,
     listMultipartUploadsXml({
@@ -382,20 +365,4 @@ export async function listMultipartUploads(r: RequestCtx, req: Op<'ListMultipart
       })),
     }),
   );
-}
-
-// ---- errors ----------------------------------------------------------------------------------
-
-/** Storage-layer outcomes of multipart operations as S3 errors. */
-function s3ErrorOf(err: unknown, uploadId: string, cond?: { ifNoneMatch?: boolean }): unknown {
-  if (err instanceof NoSuchUpload)
-    return new S3Error('NoSuchUpload', undefined, { extra: { UploadId: uploadId } });
-  if (err instanceof UploadRejected)
-    return new S3Error(err.code, err.message, { extra: err.detail, cause: err });
-  if (err instanceof PreconditionFailed)
-    return new S3Error('PreconditionFailed', undefined, {
-      extra: { Condition: cond?.ifNoneMatch ? 'If-None-Match' : 'If-Match' },
-    });
-  if (err instanceof Error && err.message === 'NoSuchBucket') return new S3Error('NoSuchBucket');
-  return err;
 }

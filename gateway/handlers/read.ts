@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { NoSuchBucket, NoSuchKey } from '../../lib/errors.js';
 import { S3Error } from '../s3/errors.js';
 import type { ObjectRow } from '../storage/meta.js';
-import { etagMatches } from '../storage/meta.js';
-import { readChunks } from '../storage/reader.js';
-import { header, type RequestCtx } from './context.js';
+import { checkConditions } from './conditions.js';
+import { header, quote, type RequestCtx } from './context.js';
 
 // GetObject and HeadObject: conditions, ranges, parts, and the headers S3 clients compare.
 // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
@@ -17,9 +15,8 @@ export async function getObject(
 ): Promise<void> {
   const obj = await r.gw.meta.getObject(bucket, key, withBody);
   if (!obj) {
-    if (!(await r.gw.meta.getBucket(bucket)))
-      throw new S3Error('NoSuchBucket', undefined, { extra: { BucketName: bucket } });
-    throw new S3Error('NoSuchKey', undefined, { extra: { Key: key } });
+    if (!(await r.gw.meta.getBucket(bucket))) throw new NoSuchBucket(bucket);
+    throw new NoSuchKey(key);
   }
   checkConditions(r, obj);
   const { start, end, status, partial } = await selectRange(r, obj);
@@ -32,78 +29,7 @@ export async function getObject(
     setChecksumHeaders(r, obj);
   // HEAD: Koa sends the headers alone. An empty body must be an empty buffer, not null (→ 204).
   if (!withBody) return;
-  if (end < start) {
-    k.body = Buffer.alloc(0);
-    return;
-  }
-  k.body = await objectBytes(r, obj, start, end);
-}
-
-/**
- * Bytes [start, end] of an object: from its row if inline (a Buffer, checked), else streamed from
- * the storage nodes.
- */
-export async function objectBytes(
-  r: RequestCtx,
-  obj: ObjectRow,
-  start: number,
-  end: number,
-): Promise<Buffer | Readable> {
-  if (obj.inlineData) return inlineBytes(r, obj).subarray(start, end + 1);
-  const chunks = await r.gw.meta.chunksOf(obj.id, start, end);
-  return readChunks(chunks, r.gw.cluster, {
-    start,
-    end,
-    log: r.log,
-    stallMs: r.gw.config.replicaStallMs,
-    onCorrupt: (chunkId, nodeId) => {
-      r.gw.meta.markReplicaCorrupt(chunkId, nodeId).catch(() => {});
-    },
-  });
-}
-
-/**
- * An inline object's bytes, checked against its ETag (the MD5 of its content: inline objects are
- * never multipart) before any is sent, so a damaged row is an error rather than wrong data.
- */
-function inlineBytes(r: RequestCtx, obj: ObjectRow): Buffer {
-  const data = obj.inlineData!;
-  if (createHash('md5').update(data).digest('hex') !== obj.etag) {
-    r.log.error({ bucket: obj.bucket, key: obj.key }, 'inline object bytes do not match their ETag');
-    throw new S3Error('InternalError');
-  }
-  return data;
-}
-
-/** RFC 7232 precedence, as S3 applies it. */
-function checkConditions(r: RequestCtx, obj: ObjectRow): void {
-  const ifMatch = header(r.headers, 'if-match');
-  const ifNoneMatch = header(r.headers, 'if-none-match');
-  const ifModifiedSince = parseHttpDate(header(r.headers, 'if-modified-since'));
-  const ifUnmodifiedSince = parseHttpDate(header(r.headers, 'if-unmodified-since'));
-  const modified = Math.floor(obj.lastModified.getTime() / 1000) * 1000;
-  if (ifMatch !== undefined) {
-    if (!etagMatches(ifMatch, obj.etag)) throw new S3Error('PreconditionFailed');
-  } else if (ifUnmodifiedSince !== undefined && modified > ifUnmodifiedSince) {
-    throw new S3Error('PreconditionFailed');
-  }
-  if (ifNoneMatch !== undefined) {
-    if (etagMatches(ifNoneMatch, obj.etag)) throw notModified(obj);
-  } else if (ifModifiedSince !== undefined && modified <= ifModifiedSince) {
-    throw notModified(obj);
-  }
-}
-
-function notModified(obj: ObjectRow): S3Error {
-  return new S3Error('NotModified', undefined, {
-    headers: { etag: quote(obj.etag), 'last-modified': obj.lastModified.toUTCString() },
-  });
-}
-
-export function parseHttpDate(v: string | undefined): number | undefined {
-  if (!v) return undefined;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : t;
+  k.body = await r.gw.store.openRange(obj, start, end, r.log);
 }
 
 interface Selected {
@@ -199,8 +125,4 @@ function setChecksumHeaders(r: RequestCtx, obj: ObjectRow): void {
   if (!obj.checksumAlgorithm || !obj.checksumValue) return;
   r.koa.set(`x-amz-checksum-${obj.checksumAlgorithm.toLowerCase()}`, obj.checksumValue);
   if (obj.checksumType) r.koa.set('x-amz-checksum-type', obj.checksumType);
-}
-
-export function quote(etag: string): string {
-  return etag.startsWith('"') ? etag : `"${etag}"`;
 }

@@ -6,9 +6,15 @@ import {
   Conflict,
   Corrupt,
   DomainError,
+  IncompleteBody,
   InsufficientStorage,
+  NoSuchBucket,
+  NoSuchKey,
+  NoSuchUpload,
   NotFound,
+  PreconditionFailed,
   Unavailable,
+  UploadRejected,
 } from '../../lib/errors.js';
 
 export const s3ErrorStatus = {
@@ -154,7 +160,21 @@ export const internalErrorMessage = 'We encountered an internal error. Please tr
 export function toS3Error(err: unknown, notFound: S3ErrorCode = 'NoSuchKey'): S3Error {
   if (err instanceof S3Error) return err;
   if (err instanceof DomainError) {
+    if (err instanceof NoSuchBucket)
+      return new S3Error('NoSuchBucket', undefined, { cause: err, extra: { BucketName: err.bucket } });
+    if (err instanceof NoSuchKey)
+      return new S3Error('NoSuchKey', undefined, { cause: err, extra: { Key: err.key } });
+    if (err instanceof NoSuchUpload)
+      return new S3Error('NoSuchUpload', undefined, { cause: err, extra: { UploadId: err.uploadId } });
     if (err instanceof NotFound) return new S3Error(notFound, undefined, { cause: err });
+    if (err instanceof PreconditionFailed)
+      return new S3Error('PreconditionFailed', undefined, {
+        cause: err,
+        extra: { Condition: err.condition },
+      });
+    if (err instanceof UploadRejected)
+      return new S3Error(err.code, err.message, { cause: err, extra: err.detail });
+    if (err instanceof IncompleteBody) return new S3Error('IncompleteBody', undefined, { cause: err });
     // Lost quorum, too few live nodes, timeouts: retryable, as S3 does with 503 SlowDown/ServiceUnavailable.
     if (err instanceof Unavailable)
       return new S3Error('ServiceUnavailable', 'Not enough storage nodes are available. Please retry.', {

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { Conflict, NotFound, Unavailable } from '../../lib/errors.js';
+import { NoSuchBucket, NoSuchKey, PreconditionFailed, Unavailable } from '../../lib/errors.js';
 
 // The gateway's view of the metadata database: buckets, current object versions, their chunks
 // and replicas. Every visibility change (PUT, overwrite, DELETE, Complete) is one transaction.
@@ -56,8 +56,6 @@ export interface WriteConditions {
   /** `If-Match: "etag"`: only overwrite this exact version. */
   ifMatch?: string;
 }
-
-export class PreconditionFailed extends Conflict {}
 
 /** Every key of a bucket sorts before this suffix appended to its prefix (keys ≤ 1024 bytes). */
 export const maxTail = '\u{10FFFF}'.repeat(257);
@@ -325,7 +323,7 @@ export class MetaStore {
         return await this.db.transaction((trx) => this.commitIn(trx, bucket, key, meta, chunks, cond));
       } catch (err) {
         if (!isUniqueViolation(err) || attempt >= 3) throw err;
-        if (cond.ifNoneMatch) throw new PreconditionFailed('object exists');
+        if (cond.ifNoneMatch) throw new PreconditionFailed('If-None-Match', 'object exists');
       }
     }
   }
@@ -375,7 +373,7 @@ export class MetaStore {
       .raw(sql, [...bindings, ...chunkSql.bindings])
       .options(shape ? prepared(`commit-${shape}-${replace}`) : {})
       .catch(intentsLost);
-    if (res.rows.length === 0) throw new NotFound('NoSuchBucket');
+    if (res.rows.length === 0) throw new NoSuchBucket(bucket);
     return toObjectRow(res.rows[0]);
   }
 
@@ -396,12 +394,12 @@ export class MetaStore {
       [bucket, bucket, key],
     );
     const lockedRow = locked.rows[0] as { name: string; id: unknown; etag: string | null } | undefined;
-    if (!lockedRow) throw new NotFound('NoSuchBucket');
+    if (!lockedRow) throw new NoSuchBucket(bucket);
     const old = lockedRow.id === null ? undefined : { id: Number(lockedRow.id), etag: lockedRow.etag ?? '' };
-    if (cond.ifNoneMatch && old) throw new PreconditionFailed('object exists');
+    if (cond.ifNoneMatch && old) throw new PreconditionFailed('If-None-Match', 'object exists');
     if (cond.ifMatch !== undefined) {
-      if (!old) throw new NotFound('NoSuchKey');
-      if (!etagMatches(cond.ifMatch, old.etag)) throw new PreconditionFailed('etag differs');
+      if (!old) throw new NoSuchKey(key);
+      if (!etagMatches(cond.ifMatch, old.etag)) throw new PreconditionFailed('If-Match', 'etag differs');
     }
     if (old) await this.removeObject(old.id, 'overwritten', trx);
     const [row] = await trx('objects')
@@ -671,7 +669,9 @@ function chunkInsertsFor(chunks: ChunkRecord[]): { sql: string; bindings: Knex.V
   const replicaSql =
     replicas.length === 0
       ? ''
-      : `, r as (insert into chunk_replicas (chunk_id, node_id) values ${replicas.map(() => '(?, ?)').join(', ')})`;
+      : // Only with the object row, like the chunks: a missing bucket is NoSuchBucket, not a foreign key error.
+        `, r as (insert into chunk_replicas (chunk_id, node_id) select v.chunk_id, v.node_id from o,` +
+        ` (values ${replicas.map(() => '(?::text, ?::text)').join(', ')}) as v(chunk_id, node_id))`;
   // Only with the object row: a commit that finds no bucket leaves the intents to the failed write.
   const intentSql =
     `, i as (delete from chunk_intents where chunk_id in (${chunks.map(() => '?').join(', ')})` +

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
-import { BadRequest, NotFound } from '../../lib/errors.js';
+import { NoSuchUpload, PreconditionFailed, UploadRejected } from '../../lib/errors.js';
 import { abortUploadIn } from '../../lib/uploads.js';
 import {
   type ChunkRecord,
@@ -14,7 +14,6 @@ import {
   maxTail,
   type ObjectMeta,
   type ObjectRow,
-  PreconditionFailed,
   utf8Before,
   type WriteConditions,
 } from './meta.js';
@@ -65,23 +64,6 @@ export interface ListedPart {
   partNumber: number;
   etag: string;
   checksums: Partial<Record<string, string>>;
-}
-
-/** Why Complete refused the part list; the handler answers with the S3 code of the same name. */
-export class UploadRejected extends BadRequest {
-  constructor(
-    readonly code: 'InvalidPart' | 'EntityTooSmall' | 'BadDigest' | 'InvalidRequest',
-    message: string,
-    readonly detail: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
-export class NoSuchUpload extends NotFound {
-  constructor() {
-    super('NoSuchUpload');
-  }
 }
 
 /** The object's final checksum from its upload and listed parts; computed by the S3 layer. */
@@ -226,7 +208,7 @@ export class UploadStore {
   /** The upload if it is active and belongs to bucket/key; NoSuchUpload otherwise. */
   async active(uploadId: string, bucket: string, key: string): Promise<UploadRow> {
     const u = await this.get(uploadId);
-    if (u?.state !== 'active' || u.bucket !== bucket || u.key !== key) throw new NoSuchUpload();
+    if (u?.state !== 'active' || u.bucket !== bucket || u.key !== key) throw new NoSuchUpload(uploadId);
     return u;
   }
 
@@ -249,7 +231,7 @@ export class UploadStore {
         .where({ id: uploadId, bucket, key, state: 'active' })
         .update({ updated_at: trx.fn.now() })
         .returning('id');
-      if (touched.length === 0) throw new NoSuchUpload();
+      if (touched.length === 0) throw new NoSuchUpload(uploadId);
       const old = trx('upload_parts').where({ upload_id: uploadId, part_number: part.partNumber });
       const oldIds: number[] = (await old.clone().pluck('id')).map(Number);
       if (oldIds.length > 0) {
@@ -298,7 +280,7 @@ export class UploadStore {
       const row = await trx('multipart_uploads').where({ id: uploadId, bucket, key }).forUpdate().first('id');
       return row ? abortUploadIn(trx, uploadId, 'upload aborted') : false;
     });
-    if (!done) throw new NoSuchUpload();
+    if (!done) throw new NoSuchUpload(uploadId);
   }
 
   /**
@@ -313,7 +295,7 @@ export class UploadStore {
       } catch (err) {
         // Two creators of a missing key: the unique index lets one insert; the other retries.
         if (!isUniqueViolation(err) || attempt >= 3) throw err;
-        if (req.cond.ifNoneMatch) throw new PreconditionFailed('object exists');
+        if (req.cond.ifNoneMatch) throw new PreconditionFailed('If-None-Match', 'object exists');
       }
     }
   }
@@ -321,7 +303,8 @@ export class UploadStore {
   private async completeIn(trx: Knex.Transaction, req: CompleteRequest): Promise<CompleteResult> {
     const raw = await trx('multipart_uploads').where({ id: req.uploadId }).forUpdate().first(uploadColumns);
     const upload = raw ? toUploadRow(raw) : undefined;
-    if (!upload || upload.bucket !== req.bucket || upload.key !== req.key) throw new NoSuchUpload();
+    if (!upload || upload.bucket !== req.bucket || upload.key !== req.key)
+      throw new NoSuchUpload(req.uploadId);
     const etag = multipartEtag(req.parts.map((p) => p.etag));
     if (upload.state === 'completed' && upload.finalEtag === etag) {
       // A retry of a Complete that succeeded (its response may have been lost): same answer.
@@ -332,7 +315,7 @@ export class UploadStore {
         checksumValue: upload.finalChecksumValue,
       };
     }
-    if (upload.state !== 'active') throw new NoSuchUpload();
+    if (upload.state !== 'active') throw new NoSuchUpload(req.uploadId);
 
     const all = (
       await trx('upload_parts')

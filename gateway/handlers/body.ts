@@ -1,40 +1,27 @@
-import { pipeline, type Readable } from 'node:stream';
-import { IncompleteBody } from '../../lib/errors.js';
-import { readExactly } from '../../lib/streams.js';
+import { pipeline, Readable } from 'node:stream';
 import {
   type ChecksumAlgorithm,
   ChecksumVerifier,
   checksumFromHeaders,
   parseContentMd5,
 } from '../s3/checksums.js';
-import { chunkedDecoderFor } from '../s3/chunked.js';
+import { chunkedDecoderFor, storedContentEncoding } from '../s3/chunked.js';
 import { S3Error } from '../s3/errors.js';
 import { readBodyBounded } from '../s3/xml.js';
-import type { ChunkRecord } from '../storage/meta.js';
-import { discardChunks, writeChunks } from '../storage/writer.js';
+import type { ObjectMeta, ObjectRow } from '../storage/meta.js';
+import type { Incoming, Stored } from '../storage/object-layer.js';
 import { header, type RequestCtx } from './context.js';
 
-// Request bodies: aws-chunked framing removed, every digest the request asserts (Content-MD5,
-// x-amz-content-sha256, x-amz-checksum-* in a header or trailer) verified while streaming.
-// Nothing is committed unless the whole body arrived and every digest held.
+// Request bodies and what describes them: aws-chunked framing removed, every digest the request
+// asserts (Content-MD5, x-amz-content-sha256, x-amz-checksum-* in a header or trailer) verified
+// while the bytes stream to storage (storage/object-layer.ts), which commits nothing unless the
+// whole body arrived and every digest held.
 
 /** S3's single-request object size limit; bigger objects go through multipart. */
 export const putObjectBytesMax = 5 * 1024 ** 3;
 
-export interface Ingested {
-  size: number;
-  md5Hex: string;
-  /** Where the bytes went: chunks on the storage nodes, or (small objects) inline in the row. */
-  chunks: ChunkRecord[];
-  inline?: Buffer;
-  checksum?: { algorithm: ChecksumAlgorithm; value: string };
-}
-
-interface Body {
-  stream: Readable;
-  size: number;
-  /** Small enough to be kept in the metadata row (see migration 004). */
-  inline: boolean;
+/** A body on its way to storage, with the digests computed of it as it passes. */
+export interface Body extends Incoming {
   verifier: ChecksumVerifier;
   /**
    * The asserted x-amz-content-sha256 the verifier leaves to the caller: a body that is exactly
@@ -43,26 +30,31 @@ interface Body {
   sha256Deferred?: string;
 }
 
-/** The decoded, verifying body of this request and its declared decoded length. */
-function openBody(
-  r: RequestCtx,
-  algorithm?: ChecksumAlgorithm,
-  store: { chunkSize: number; inlineMax: number } = { chunkSize: 0, inlineMax: 0 },
-): Body {
+/** What a stored body's digests say: its ETag (MD5) and its checksum. */
+export interface Digests {
+  md5Hex: string;
+  checksum?: { algorithm: ChecksumAlgorithm; value: string };
+}
+
+/**
+ * The decoded, verifying body of this request and its declared decoded length. `inline`: whether
+ * storage keeps a body this size in the metadata row (it then has no chunk SHA-256 to defer to).
+ */
+function openBody(r: RequestCtx, algorithm?: ChecksumAlgorithm, inline = (_size: number) => false): Body {
   const h = r.headers;
   const decoder = chunkedDecoderFor(r.auth.payload, r.auth.signing, h);
   const rawLength = decoder ? h['x-amz-decoded-content-length'] : h['content-length'];
   if (rawLength === undefined) throw new S3Error('MissingContentLength');
   const size = Number(rawLength);
   if (!Number.isSafeInteger(size) || size < 0) throw new S3Error('MissingContentLength');
-  const inline = size > 0 && size <= store.inlineMax;
   const asserted = checksumFromHeaders(h);
   const md5 = header(h, 'content-md5');
   const trailerName = asserted?.location === 'trailer' ? asserted.name : undefined;
   const payloadSha256 = r.auth.payload.mode === 'sha256' ? r.auth.payload.sha256 : undefined;
-  // An inline body has no chunk SHA-256 to compare with: the verifier checks it itself.
   const sha256Deferred =
-    payloadSha256 !== undefined && !inline && size > 0 && size <= store.chunkSize ? payloadSha256 : undefined;
+    payloadSha256 !== undefined && !inline(size) && size > 0 && size <= r.gw.config.chunkSizeBytes
+      ? payloadSha256
+      : undefined;
   const verifier = new ChecksumVerifier({
     algorithm: asserted?.algorithm ?? algorithm,
     expected:
@@ -84,62 +76,53 @@ function openBody(
   req.on('error', (err) => first.destroy(err));
   req.pipe(first);
   const stream = decoder ? pipeline(decoder, verifier, onError) : verifier;
-  return { stream, size, inline, verifier, sha256Deferred };
+  return { stream, size, verifier, sha256Deferred };
 }
 
-/**
- * Streams the body into chunks on the storage nodes, or reads a small object's body whole to be
- * kept inline (never a part: parts are chunk boundaries); throws before anything is committed.
- */
-export async function ingest(
+/** The body of a PutObject (`partNumber` unset) or UploadPart, refused past `maxBytes`. */
+export function requestBody(
   r: RequestCtx,
   opts: { maxBytes: number; partNumber?: number; algorithm?: ChecksumAlgorithm },
-): Promise<Ingested> {
-  const { config } = r.gw;
-  const body = openBody(r, opts.algorithm, {
-    chunkSize: config.chunkSizeBytes,
-    inlineMax: opts.partNumber === undefined ? config.inlineMaxBytes : 0,
-  });
+): Body {
+  const inline = (size: number) => opts.partNumber === undefined && r.gw.store.inlines(size);
+  const body = openBody(r, opts.algorithm, inline);
   if (body.size > opts.maxBytes) {
     throw new S3Error('EntityTooLarge', undefined, {
       extra: { ProposedSize: String(body.size), MaxSizeAllowed: String(opts.maxBytes) },
     });
   }
-  try {
-    if (body.inline) {
-      const data = await readExactly(body.stream, body.size);
-      const result = body.verifier.result;
-      return {
-        size: data.length,
-        md5Hex: result.md5Hex!,
-        chunks: [],
-        inline: data,
-        checksum: result.checksum,
-      };
-    }
-    const written = await writeChunks(body.stream, r.gw.cluster, {
-      size: body.size,
-      chunkSize: config.chunkSizeBytes,
-      replication: config.replication,
-      writeQuorum: config.writeQuorum,
-      replicaStallMs: config.replicaStallMs,
-      partNumber: opts.partNumber,
-      intents: r.gw.intents,
+  return body;
+}
+
+/** Bytes [start, end] of a copy source as a body, with the digests `algorithm` asks for. */
+export async function sourceBody(
+  r: RequestCtx,
+  src: ObjectRow,
+  range: { start: number; end: number },
+  algorithm: ChecksumAlgorithm | undefined,
+): Promise<Body> {
+  const verifier = new ChecksumVerifier({ algorithm });
+  const source = await r.gw.store.openRange(src, range.start, range.end, r.log);
+  // pipeline, not pipe: a source that fails (every replica bad) must fail the copy, not the process.
+  const stream = pipeline(Buffer.isBuffer(source) ? Readable.from([source]) : source, verifier, () => {});
+  return { stream, size: range.end - range.start + 1, verifier };
+}
+
+/**
+ * The digests of a body once stored; a deferred x-amz-content-sha256 is checked against the
+ * chunk's here (throwing keeps storage from committing and removes the chunk).
+ */
+export function digestsOf(body: Body, stored: Stored): Digests {
+  if (body.sha256Deferred !== undefined && stored.sha256 !== body.sha256Deferred.toLowerCase()) {
+    throw new S3Error('XAmzContentSHA256Mismatch', undefined, {
+      extra: {
+        ClientComputedContentSHA256: body.sha256Deferred,
+        S3ComputedContentSHA256: stored.sha256 ?? '',
+      },
     });
-    const result = body.verifier.result;
-    const computed = written.chunks.length === 1 ? written.chunks[0].sha256 : undefined;
-    if (body.sha256Deferred !== undefined && computed !== body.sha256Deferred.toLowerCase()) {
-      // Nothing is committed yet: the stored chunks go, as for any failed write.
-      discardChunks(r.gw.cluster, r.gw.intents, written.chunks);
-      throw new S3Error('XAmzContentSHA256Mismatch', undefined, {
-        extra: { ClientComputedContentSHA256: body.sha256Deferred, S3ComputedContentSHA256: computed ?? '' },
-      });
-    }
-    return { size: written.size, md5Hex: result.md5Hex!, chunks: written.chunks, checksum: result.checksum };
-  } catch (err) {
-    if (err instanceof IncompleteBody) throw new S3Error('IncompleteBody', undefined, { cause: err });
-    throw err;
   }
+  const { md5Hex, checksum } = body.verifier.result;
+  return { md5Hex: md5Hex!, checksum };
 }
 
 /** A small request body (XML), decoded and verified like any other, and bounded. */
@@ -174,4 +157,18 @@ export function userMetaFrom(r: RequestCtx): Record<string, string> {
     });
   }
   return meta;
+}
+
+/** Headers that describe the object (stored and returned on GET/HEAD). */
+export function contentMetaFrom(r: RequestCtx): Omit<ObjectMeta, 'size' | 'etag'> {
+  const h = r.headers;
+  return {
+    contentType: header(h, 'content-type') ?? 'binary/octet-stream',
+    contentEncoding: storedContentEncoding(header(h, 'content-encoding')),
+    contentDisposition: header(h, 'content-disposition'),
+    contentLanguage: header(h, 'content-language'),
+    cacheControl: header(h, 'cache-control'),
+    expires: header(h, 'expires'),
+    userMeta: userMetaFrom(r),
+  };
 }
