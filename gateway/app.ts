@@ -36,7 +36,10 @@ export function createApp(deps: AppDeps): Koa {
   app.use(async (koa) => {
     const started = process.hrtime.bigint();
     const socket = koa.req.socket;
-    const [readAtStart, writtenAtStart] = [socket.bytesRead, socket.bytesWritten];
+    // By the time a request starts, the socket has already read its headers and the first of its
+    // body: bytes in count from where the connection's previous request ended.
+    const readAtStart = readUpTo.get(socket) ?? 0;
+    const writtenAtStart = socket.bytesWritten;
     const requestId = newRequestId();
     const log = deps.log.child({ requestId });
     koa.set('x-amz-request-id', requestId);
@@ -91,6 +94,7 @@ export function createApp(deps: AppDeps): Koa {
     // Logged once the response is over, not when the handler returns: Koa streams the body after
     // that, and a GET whose body fails mid-stream is then logged as the cut it was.
     koa.res.once('close', () => {
+      readUpTo.set(socket, socket.bytesRead);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const cut = !koa.res.writableFinished;
       const line = {
@@ -98,13 +102,14 @@ export function createApp(deps: AppDeps): Koa {
         method: koa.method,
         status: clientGone && !koa.res.headersSent ? 499 : koa.res.statusCode,
         ms: Math.round(ms * 10) / 10,
-        // Socket counters: headers included, and shared by a keep-alive connection's requests in turn.
+        // Socket counters, headers included (a pipelined next request's first bytes may count here).
         bytesIn: socket.bytesRead - readAtStart,
         bytesOut: socket.bytesWritten - writtenAtStart,
         ...(cut ? { cut: true } : {}),
       };
       if (line.status >= 500 && !clientGone) log.error(line, 'request');
-      else if (cut && !clientGone) log.warn(line, 'request cut short');
+      // By either side: a client gone mid-download, or a body storage could not finish.
+      else if (cut) log.warn(line, 'request cut short');
       else log.info(line, 'request');
     });
   });
@@ -166,6 +171,9 @@ function drainOrClose(koa: Koa.Context): void {
 }
 
 // ---- the HTTP server --------------------------------------------------------------------------
+
+/** Where each connection's socket had read to when its last request ended (request log). */
+const readUpTo = new WeakMap<Duplex, number>();
 
 /** The request last started on each client connection, for the server's clientError handler. */
 const reading = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();

@@ -12,7 +12,7 @@ import { tempDir } from '../helpers/db.js';
 import { keyPath, signHeaders } from '../helpers/s3raw.js';
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js';
 
-const chunk = 256 * 1024;
+const chunk = 1024 * 1024;
 
 interface LogLine {
   msg: string;
@@ -76,7 +76,7 @@ describe('gateway request log', function () {
       dataDir,
       portBase: 25000,
       adminToken: 'request-log-admin-token-0123456789',
-      chunkSize: '256KiB',
+      chunkSize: '1MiB',
       env: { LOG_LEVEL: 'info', S3DFS_HEAL_INTERVAL_MS: '0', S3DFS_LOCAL_READS: 'off' },
     });
     const s3 = new S3Client({
@@ -100,12 +100,12 @@ describe('gateway request log', function () {
     expect(get.cut).to.equal(undefined);
     expect(get.bytesOut).to.be.at.least(size);
 
-    // Every replica of every chunk damaged in its second block: headers and the first block go
-    // out, then no replica can serve the rest.
+    // Every replica of every chunk damaged at 512 KiB, past the first piece a node checks before it
+    // answers: headers and the first half chunk go out, then no replica can serve the rest.
     for (const file of await filesUnder(path.join(dataDir, 'nodes'))) {
       if (!file.includes(`${path.sep}chunks${path.sep}`) || path.basename(file) === 'VOLUME') continue;
       const fh = await open(file, 'r+');
-      await fh.write(Buffer.from('damage'), 0, 6, 64 * 1024 + 100);
+      await fh.write(Buffer.from('damage'), 0, 6, chunk / 2 + 100);
       await fh.close();
     }
     const cut = await rawGet(server, 'whole');
