@@ -26,7 +26,8 @@ const usage = `usage: npm run bench -- [options]      (or node dist/bench/bench.
   --quick                 small sizes and counts: about a minute
   --json                  print one JSON document instead of a table
   --only LIST             workload groups, comma-separated: large,medium,small,list,range,mixed (default
-                          all of these); small-put runs the 4 KiB PUT alone; upload16 (16 clients each
+                          all of these); range: 4 KiB and 1 MiB ranged GETs and the time to first byte
+                          of 64 MiB GETs; small-put runs the 4 KiB PUT alone; upload16 (16 clients each
                           PUT a 1 GiB object at once, quick 64 MiB; needs 16 GiB × 3 replicas of disk)
                           runs only when named here
   --runs N                run it all N times, each on a freshly started cluster, and report the median
@@ -62,7 +63,10 @@ const fullSizes: w.Sizes = {
   listPassesMax: 5,
   rangeBytes: MiB,
   rangeCount: 400,
+  smallRangeBytes: 4096,
+  smallRangeCount: 4000,
   rangeConcurrency: 8,
+  firstByteCount: 32,
   mixedObjectBytes: MiB,
   mixedConcurrency: 8,
   mixedSeconds: 30,
@@ -81,6 +85,8 @@ const quickSizes: w.Sizes = {
   listKeys: 2000,
   listPassesMax: 20,
   rangeCount: 64,
+  smallRangeCount: 400,
+  firstByteCount: 8,
   mixedSeconds: 8,
   uploadBytes: 64 * MiB,
   workloadTimeLimitMs: 8_000,
@@ -168,6 +174,8 @@ interface RunRow {
 
 interface Row extends Result {
   usage: Usage;
+  /** CPU milliseconds per successful operation: what one costs the server and the nodes. */
+  cpuMsPerOp: { server: number | null; nodes: number | null };
   /** clientCeiling: the client alone's figure, when it is below the target (no server could meet it). */
   target: (Target & { met: boolean; clientCeiling?: number }) | null;
   limit: { name: string; value: number; ratio: number } | null;
@@ -365,12 +373,15 @@ async function runWorkloads(
         rangeSource = { ...w.largeKey, size: sizes.largeBytes };
       }
     }
-    if (only.has('medium') || (only.has('range') && !rangeSource)) {
+    // The range group's first-byte GETs read the 64 MiB objects, whatever the ranges read.
+    let mediumWritten = 0;
+    if (only.has('medium') || only.has('range')) {
       const put = await run(
         '64 MiB PUT',
         () => w.mediumPut(ctx),
         (r) => r.result(),
       );
+      mediumWritten = put.ops;
       if (put.ops > 0) {
         await run(
           '64 MiB GET',
@@ -424,11 +435,23 @@ async function runWorkloads(
       if (rangeSource) {
         const src = rangeSource;
         await run(
-          'ranged GET',
-          () => w.rangedGets(ctx, src.key, src.seed, src.size),
+          '4 KiB ranged GET',
+          () => w.rangedGets(ctx, src, sizes.smallRangeBytes, sizes.smallRangeCount),
           (r) => r.result(),
         );
-      } else log('ranged GET skipped: no object to read from');
+        await run(
+          '1 MiB ranged GET',
+          () => w.rangedGets(ctx, src, sizes.rangeBytes, sizes.rangeCount),
+          (r) => r.result(),
+        );
+      } else log('ranged GETs skipped: no object to read from');
+      if (mediumWritten > 0) {
+        await run(
+          'GET first byte',
+          () => w.firstByteGets(ctx, mediumWritten),
+          (r) => r.result(),
+        );
+      }
     }
     if (only.has('mixed'))
       await run(
@@ -578,10 +601,12 @@ function toRow(r: Result, usage: Usage, limits: Limits, metadata: string): Omit<
       );
     } else target = { ...t, met: usage.serverPeakRssMb <= t.atMost };
   }
+  const perOp = (sec: number | null) => (sec === null || r.ops === 0 ? null : round((sec * 1000) / r.ops, 2));
   return {
     ...r,
     notes,
     usage,
+    cpuMsPerOp: { server: perOp(usage.serverCpuSec), nodes: perOp(usage.nodesCpuSec) },
     target,
     limit: l ? { name: l.name, value: l.value, ratio: round(r[l.metric] / l.value, 2) } : null,
   };
@@ -605,6 +630,7 @@ function printTable(
       'vs limit',
       'srv RSS MB/CPU s',
       'node RSS MB/CPU s',
+      'srv/node CPU ms/op',
       // The SDK client shares the machine: its CPU bounds what the cluster can be shown to do.
       'client CPU s',
       'err',
@@ -632,6 +658,7 @@ function printTable(
       r.limit ? `${r.limit.ratio}× ${r.limit.name}` : '',
       u.serverPeakRssMb === null ? '-' : `${u.serverPeakRssMb}/${u.serverCpuSec}`,
       u.nodesPeakRssMb === null ? '-' : `${u.nodesPeakRssMb}/${u.nodesCpuSec}`,
+      r.cpuMsPerOp.server === null ? '-' : `${r.cpuMsPerOp.server}/${r.cpuMsPerOp.nodes}`,
       String(u.benchCpuSec),
       String(r.errors),
     ]);

@@ -101,16 +101,20 @@ export class Verifier {
   }
 }
 
-/** Reads an SDK body stream to the end, checking every byte. */
+/** Reads an SDK body stream to the end, checking every byte; `onBytes` is called as each piece arrives. */
 export async function verifyBody(
   body: AsyncIterable<Uint8Array> | undefined,
   seed: number,
   offset: number,
   length: number,
   what: string,
+  onBytes?: () => void,
 ): Promise<number> {
   if (!body) throw new Error(`${what}: no body`);
   const v = new Verifier(seed, offset, length, what);
-  for await (const chunk of body) v.update(chunk);
+  for await (const chunk of body) {
+    onBytes?.();
+    v.update(chunk);
+  }
   return v.done();
 }

@@ -42,12 +42,18 @@ export class Recorder {
     this.errorKinds.set(kind, (this.errorKinds.get(kind) ?? 0) + 1);
   }
 
-  /** Times one operation; a throw counts as an error, not a crash of the run. */
-  async time(op: () => Promise<number>): Promise<boolean> {
+  /**
+   * Times one operation; a throw counts as an error, not a crash of the run. The latency runs to
+   * the operation's end, or to its first call of `mark` (a GET's first body byte) if it makes one.
+   */
+  async time(op: (mark: () => void) => Promise<number>): Promise<boolean> {
     const t0 = performance.now();
+    let marked: number | undefined;
     try {
-      const bytes = await op();
-      this.ok(performance.now() - t0, bytes);
+      const bytes = await op(() => {
+        marked ??= performance.now();
+      });
+      this.ok((marked ?? performance.now()) - t0, bytes);
       return true;
     } catch (err) {
       this.fail(err);

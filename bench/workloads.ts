@@ -28,7 +28,12 @@ export interface Sizes {
   listPassesMax: number;
   rangeBytes: number;
   rangeCount: number;
+  /** Small ranges: what a read costs when the bytes moved are next to nothing. */
+  smallRangeBytes: number;
+  smallRangeCount: number;
   rangeConcurrency: number;
+  /** Whole GetObjects of the mediumBytes objects, one at a time, timed to their first body byte. */
+  firstByteCount: number;
   mixedObjectBytes: number;
   mixedConcurrency: number;
   mixedSeconds: number;
@@ -231,14 +236,35 @@ export async function listing(ctx: Ctx, preload: { keys: string[]; failed: numbe
   return rec;
 }
 
-export async function rangedGets(ctx: Ctx, key: string, objSeed: number, size: number): Promise<Recorder> {
-  const { rangeBytes, rangeCount, rangeConcurrency, workloadTimeLimitMs } = ctx.sizes;
-  const rec = new Recorder(`${mib(rangeBytes)} ranged GET`);
-  rec.notes.push(`random offsets in ${mib(size)} '${key}'`);
+export async function rangedGets(
+  ctx: Ctx,
+  src: { key: string; seed: number; size: number },
+  rangeBytes: number,
+  count: number,
+): Promise<Recorder> {
+  const { rangeConcurrency, workloadTimeLimitMs } = ctx.sizes;
+  const { key, seed: objSeed, size } = src;
+  const rec = new Recorder(`${kib(rangeBytes)} ranged GET`);
+  rec.notes.push(`random offsets in ${mib(size)} '${key}', ${rangeConcurrency} clients`);
   const next = rng(42);
-  await pool(rangeCount, rangeConcurrency, workloadTimeLimitMs, () => {
+  await pool(count, rangeConcurrency, workloadTimeLimitMs, () => {
     const offset = Math.floor(next() * (size - rangeBytes));
     return rec.time(() => getRangeVerified(ctx, key, objSeed, offset, rangeBytes));
+  });
+  return rec;
+}
+
+/**
+ * Time to first byte of whole GetObjects: one at a time, so no other transfer shares the wait, over
+ * the `written` mediumBytes objects in turn. Each body is still read to its end and checked.
+ */
+export async function firstByteGets(ctx: Ctx, written: number): Promise<Recorder> {
+  const { mediumBytes, firstByteCount, workloadTimeLimitMs } = ctx.sizes;
+  const rec = new Recorder(`${mib(mediumBytes)} GET first byte`);
+  rec.notes.push('p50/p99: from the SDK sending the GET to its first body byte; MB/s: the whole GETs');
+  await pool(firstByteCount, 1, workloadTimeLimitMs, (i) => {
+    const n = i % written;
+    return rec.time((mark) => getVerified(ctx, `medium/${n}`, seed.medium(n), mediumBytes, mark));
   });
   return rec;
 }
@@ -393,9 +419,15 @@ export async function mixedWithFailure(ctx: Ctx): Promise<Recorder> {
   return r;
 }
 
-async function getVerified(ctx: Ctx, key: string, objSeed: number, size: number): Promise<number> {
+async function getVerified(
+  ctx: Ctx,
+  key: string,
+  objSeed: number,
+  size: number,
+  onBytes?: () => void,
+): Promise<number> {
   const res = await ctx.s3.send(new GetObjectCommand({ Bucket: ctx.bucket, Key: key }));
-  return verifyBody(res.Body as AsyncIterable<Uint8Array>, objSeed, 0, size, key);
+  return verifyBody(res.Body as AsyncIterable<Uint8Array>, objSeed, 0, size, key, onBytes);
 }
 
 async function getRangeVerified(
