@@ -12,7 +12,7 @@
 // version): it is read as then, checked whole against its sha256 before any byte of it is sent.
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { type FileHandle, open, readFile } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -93,6 +93,36 @@ export interface ChunkPaths {
 export function chunkPaths(dataDir: string, id: string, sha256: string): ChunkPaths {
   const dirs = volumeDirs(dataDir);
   return { data: chunkFilePath(dirs.chunks, id, sha256), sums: chunkFilePath(dirs.sums, id, sha256) };
+}
+
+/** Sorted entries of `dir` matching `pattern`; a missing directory is empty. */
+export async function listDir(dir: string, pattern: RegExp): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((n) => pattern.test(n)).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** A chunk's files and the sha256 its name carries. */
+export interface LocatedChunk extends ChunkPaths {
+  sha256: string;
+}
+
+/** Chunk `id` in a volume (volumeDirs), found by its leaf directory's listing; undefined if absent. */
+export async function locateChunk(
+  dirs: { chunks: string; sums: string },
+  id: string,
+): Promise<LocatedChunk | undefined> {
+  const leaf = chunkLeafDir(dirs.chunks, id);
+  const name = (await listDir(leaf, chunkFilePattern)).find((n) => n.startsWith(`${id}.`));
+  if (!name) return undefined;
+  return {
+    data: path.join(leaf, name),
+    sums: path.join(chunkLeafDir(dirs.sums, id), name),
+    sha256: name.slice(33),
+  };
 }
 
 export interface ChunkFileRead {

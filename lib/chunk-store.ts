@@ -1,7 +1,9 @@
-// The chunk store contract: what a storage node promises, whether reached on disk (FsChunkStore)
-// or over HTTP (NodeClient). Both are held to one test suite (test/helpers/chunk-store-contract.ts).
+// The chunk store contract: what a storage node promises, whether reached on disk (FsChunkStore),
+// over HTTP (NodeClient) or through its volume on the gateway's host (LocalVolumeStore). All three
+// are held to one test suite (test/helpers/chunk-store-contract.ts).
 import type { Readable } from 'node:stream';
 import { BadRequest, DomainError } from './errors.js';
+import { isChunkId } from './ids.js';
 
 export interface ChunkInfo {
   id: string;
@@ -78,3 +80,7 @@ export class RangeNotSatisfiable extends BadRequest {}
 export class PayloadTooLarge extends BadRequest {}
 /** The cluster secret was missing or wrong (HTTP 401): a configuration error, not a node fault. */
 export class Unauthorized extends DomainError {}
+
+export function checkChunkId(id: string): void {
+  if (!isChunkId(id)) throw new BadRequest('chunk id must be 32 lowercase hex characters');
+}

@@ -18,7 +18,7 @@
 // is checked whole, as an old one is, or a few KiB of sums that only the same content would match).
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { sumsFileBytes } from '../lib/block-sums.js';
@@ -26,6 +26,9 @@ import {
   type ChunkPaths,
   chunkFilePattern,
   chunkLeafDir,
+  type LocatedChunk,
+  listDir,
+  locateChunk,
   readChunkFile,
   tempFileName,
   tempSumsFile,
@@ -37,6 +40,7 @@ import {
   type ChunkInfo,
   type ChunkPage,
   type ChunkStore,
+  checkChunkId,
   type GetResult,
   listLimitDefault,
   listLimitMax,
@@ -71,10 +75,6 @@ export interface StoreStats {
   usedBytes: number;
   chunkCount: number;
   corruptions: number;
-}
-
-interface Located extends ChunkPaths {
-  sha256: string;
 }
 
 export class FsChunkStore implements ChunkStore {
@@ -290,7 +290,7 @@ export class FsChunkStore implements ChunkStore {
 
   /** Throws what `put` would refuse on its arguments alone, before any body byte is read. */
   checkPut(id: string, size: number, sha256?: string): void {
-    checkId(id);
+    checkChunkId(id);
     if (!Number.isSafeInteger(size) || size < 0) throw new BadRequest(`invalid size ${size}`);
     if (size > this.chunkSizeMax) {
       throw new PayloadTooLarge(`chunk of ${size} bytes exceeds the limit of ${this.chunkSizeMax}`);
@@ -304,7 +304,7 @@ export class FsChunkStore implements ChunkStore {
   }
 
   async get(id: string, range?: ByteRange): Promise<GetResult> {
-    checkId(id);
+    checkChunkId(id);
     const found = await this.locate(id);
     if (!found) throw new NotFound(`chunk ${id} not found`);
     const read = await readChunkFile(found, found.sha256, {
@@ -317,7 +317,7 @@ export class FsChunkStore implements ChunkStore {
   }
 
   async head(id: string): Promise<ChunkInfo | undefined> {
-    checkId(id);
+    checkChunkId(id);
     const found = await this.locate(id);
     if (!found) return undefined;
     const st = await stat(found.data).catch(() => undefined);
@@ -329,7 +329,7 @@ export class FsChunkStore implements ChunkStore {
    * garbage collection deletes again, which costs less than a sync on every delete.
    */
   async delete(id: string): Promise<void> {
-    checkId(id);
+    checkChunkId(id);
     await this.withIdLock(id, async () => {
       const found = await this.locate(id);
       if (!found) return;
@@ -401,16 +401,8 @@ export class FsChunkStore implements ChunkStore {
     return { id, size, sha256, created: true };
   }
 
-  private async locate(id: string): Promise<Located | undefined> {
-    const leaf = chunkLeafDir(this.chunksDir, id);
-    const names = await listDir(leaf, chunkFilePattern);
-    const name = names.find((n) => n.startsWith(`${id}.`));
-    if (!name) return undefined;
-    return {
-      data: path.join(leaf, name),
-      sums: path.join(chunkLeafDir(this.sumsDir, id), name),
-      sha256: name.slice(33),
-    };
+  private locate(id: string): Promise<LocatedChunk | undefined> {
+    return locateChunk({ chunks: this.chunksDir, sums: this.sumsDir }, id);
   }
 
   private forget(size: number): void {
@@ -470,10 +462,6 @@ export class FsChunkStore implements ChunkStore {
   }
 }
 
-function checkId(id: string): void {
-  if (!isChunkId(id)) throw new BadRequest('chunk id must be 32 lowercase hex characters');
-}
-
 /** Removes a temp file and its block sums, whatever is left of them. */
 async function removeTemp(tmp: string): Promise<void> {
   await Promise.all([rm(tmp, { force: true }), rm(tempSumsFile(tmp), { force: true })]).catch(() => {});
@@ -521,16 +509,6 @@ function mapDiskError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return new InsufficientStorage('the disk is full');
   return err;
-}
-
-/** Sorted entries matching `pattern`; a missing directory is empty. */
-async function listDir(dir: string, pattern: RegExp): Promise<string[]> {
-  try {
-    return (await readdir(dir)).filter((n) => pattern.test(n)).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }
 
 /** A chunk's inventory entry, or undefined when it vanished since its directory was read. */

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Logger } from '../../lib/logger.js';
 import { NodeClient } from '../../lib/node-client.js';
 import { Ring, type RingNode, type RingSnapshot } from '../../lib/ring.js';
-import { LocalVolumes } from './local-volumes.js';
+import { type LocalVolumeStore, LocalVolumes } from './local-volumes.js';
 
 // The gateway's cached picture of the cluster: the manager's ring snapshot plus one keep-alive
 // client per storage node. Refreshed when the manager publishes a new ring version.
@@ -14,10 +14,10 @@ export interface Replica {
   node: RingNode;
   client: NodeClient;
   /**
-   * The node's data dir, when its volume is proven to be on this host (local-volumes.ts): its chunk
-   * files are then read, and new chunks written, directly (as S3DFS_LOCAL_READS/_WRITES allow).
+   * The node's volume, when it is proven to be on this host (local-volumes.ts): its chunk files are
+   * then read, and new chunks written, through it directly (as S3DFS_LOCAL_READS/_WRITES allow).
    */
-  volume?: string;
+  local?: LocalVolumeStore;
 }
 
 /** Sockets per storage node: enough for several concurrent 64 MiB streams plus small objects. */
@@ -68,8 +68,7 @@ export class ClusterView {
           this.ring = new Ring(snap);
           this.snap = snap;
           // Check new nodes' volumes now, so even the first read of a chunk can be a local one.
-          for (const node of snap.nodes)
-            this.localVolumes.dataDir(node.id, addrOf(node), this.clientFor(node));
+          for (const node of snap.nodes) this.localVolumes.store(node.id, addrOf(node), this.clientFor(node));
         }
       })
       .finally(() => {
@@ -136,8 +135,8 @@ export class ClusterView {
 
   private replica(node: RingNode, local: boolean | undefined, use: 'read' | 'write'): Replica {
     const client = this.clientFor(node);
-    const volume = local ? this.localVolumes.dataDir(node.id, addrOf(node), client, use) : undefined;
-    return { node, client, volume };
+    const store = local ? this.localVolumes.store(node.id, addrOf(node), client, use) : undefined;
+    return { node, client, local: store };
   }
 
   private clientFor(node: RingNode): NodeClient {

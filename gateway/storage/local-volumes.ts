@@ -1,7 +1,24 @@
 import { constants as fsConstants } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { volumeDirs } from '../../lib/chunk-file.js';
+import type { Readable } from 'node:stream';
+import {
+  isTempFileName,
+  locateChunk,
+  readChunkFile,
+  volumeDirs,
+  writeChunkFile,
+} from '../../lib/chunk-file.js';
+import {
+  type ByteRange,
+  type ChunkInfo,
+  type ChunkPage,
+  type ChunkStore,
+  checkChunkId,
+  type GetResult,
+  type PutResult,
+} from '../../lib/chunk-store.js';
+import { BadRequest, NotFound, Unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { NodeClient } from '../../lib/node-client.js';
 
@@ -20,8 +37,8 @@ import type { NodeClient } from '../../lib/node-client.js';
 
 interface Known {
   addr: string;
-  /** The node's data dir, when local; null when not. */
-  dataDir: string | null;
+  /** The node's volume as a store, when local; null when not. */
+  store: LocalVolumeStore | null;
   /** This process may create files in its tmp/ (a gateway of another user, a read-only mount: not). */
   writable: boolean;
   /** When an answer that may change (node unreachable, a local read failed) is checked again. */
@@ -75,20 +92,20 @@ export class LocalVolumes {
   }
 
   /**
-   * The node's data dir if its volume is local (and, for 'write', writable from here). The first
+   * The node's volume as a store if it is local (and, for 'write', writable from here). The first
    * call for a node (or a node at a new address) starts the check in the background and answers
    * undefined: chunks go over HTTP until the check has answered.
    */
-  dataDir(
+  store(
     nodeId: string,
     addr: string,
     client: NodeClient,
     use: 'read' | 'write' = 'read',
-  ): string | undefined {
+  ): LocalVolumeStore | undefined {
     if (!this.enabled) return undefined;
     const k = this.known.get(nodeId);
     if (k && k.addr === addr && Date.now() < k.recheckAt) {
-      return use === 'write' && !k.writable ? undefined : (k.dataDir ?? undefined);
+      return use === 'write' && !k.writable ? undefined : (k.store ?? undefined);
     }
     if (!this.probing.has(nodeId)) {
       this.probing.add(nodeId);
@@ -100,7 +117,7 @@ export class LocalVolumes {
   /** Local access failed for a reason other than the chunk itself: use this node over HTTP again. */
   forget(nodeId: string): void {
     const k = this.known.get(nodeId);
-    if (k) Object.assign(k, { dataDir: null, recheckAt: Date.now() + failedRecheckMs });
+    if (k) Object.assign(k, { store: null, recheckAt: Date.now() + failedRecheckMs });
   }
 
   private async probe(nodeId: string, addr: string, client: NodeClient): Promise<void> {
@@ -127,9 +144,113 @@ export class LocalVolumes {
     } catch {
       // Not reachable, not visible from here, not readable: remote it is.
     }
-    this.known.set(nodeId, { addr, dataDir, writable, recheckAt });
+    this.known.set(nodeId, {
+      addr,
+      store: dataDir ? new LocalVolumeStore(dataDir, client) : null,
+      writable,
+      recheckAt,
+    });
     if (dataDir) {
       this.log?.info({ node: nodeId, dataDir, writable }, 'storage node volume is local: using it directly');
     }
   }
 }
+
+/**
+ * A storage node's volume on this host, as a ChunkStore (the contract suite holds it to what the
+ * node promises over HTTP): reads and heads straight from its files, verified block by block; a
+ * put begun and committed by the node, its bytes written here; deletes and listings asked of the
+ * node, which owns its accounting.
+ */
+export class LocalVolumeStore implements ChunkStore {
+  private readonly dirs: ReturnType<typeof volumeDirs>;
+
+  constructor(
+    readonly dataDir: string,
+    private readonly node: NodeClient,
+  ) {
+    this.dirs = volumeDirs(dataDir);
+  }
+
+  /** A put that hashes the body itself: an expected `sha256` must match, or nothing is kept. */
+  async put(id: string, body: Readable | Buffer, size: number, sha256?: string): Promise<PutResult> {
+    checkChunkId(id);
+    return this.write(id, body, size, (computed) => {
+      if (sha256 !== undefined && computed !== sha256)
+        throw new BadRequest(`body hashes to ${computed}, not the expected ${sha256}`);
+      return computed;
+    });
+  }
+
+  /**
+   * The writer's put: it hashes every chunk as it streams to all replicas, so the SHA-256 of these
+   * very buffers comes from it (resolved once the body has passed) instead of being taken again.
+   */
+  putHashed(
+    id: string,
+    body: Readable | Buffer,
+    size: number,
+    sha256: Promise<string> | string,
+  ): Promise<PutResult> {
+    return this.write(id, body, size, undefined, sha256);
+  }
+
+  async get(id: string, range?: ByteRange): Promise<GetResult> {
+    checkChunkId(id);
+    const found = await locateChunk(this.dirs, id);
+    if (!found) throw new NotFound(`chunk ${id} not found`);
+    const read = await readChunkFile(found, found.sha256, { range });
+    return { ...read, sha256: found.sha256 };
+  }
+
+  async head(id: string): Promise<ChunkInfo | undefined> {
+    checkChunkId(id);
+    const found = await locateChunk(this.dirs, id);
+    const st = found && (await stat(found.data).catch(() => undefined));
+    return st && { id, size: st.size, sha256: found.sha256, mtimeMs: Math.floor(st.mtimeMs) };
+  }
+
+  delete(id: string): Promise<void> {
+    return this.node.delete(id);
+  }
+
+  list(after?: string, limit?: number): Promise<ChunkPage> {
+    return this.node.list(after, limit);
+  }
+
+  /**
+   * The node begins the write (id and capacity checks, a reservation, a temp file), the bytes go
+   * straight into that file (written back as they go) with their block sums, and the node commits
+   * it under the SHA-256: `check` takes the one hashed here, else `sha256` is the writer's.
+   */
+  private async write(
+    id: string,
+    body: Readable | Buffer,
+    size: number,
+    check: ((computed: string) => string) | undefined,
+    sha256?: Promise<string> | string,
+  ): Promise<PutResult> {
+    let name: string | undefined;
+    try {
+      name = await this.node.beginLocalWrite(id, size);
+      if (!isTempFileName(name, id)) throw new Unavailable(`node named temp file ${name}`);
+      const computed = await writeChunkFile(path.join(this.dirs.tmp, name), body, size, {
+        create: false,
+        hash: check !== undefined,
+        batchBytes: localWriteBatchBytes,
+      });
+      return await this.node.commitLocalWrite(name, check ? check(computed!) : await sha256!);
+    } catch (err) {
+      if (!Buffer.isBuffer(body)) body.destroy();
+      if (name !== undefined) this.node.abortLocalWrite(name).catch(() => {});
+      throw err;
+    }
+  }
+}
+
+/**
+ * A local write batches at most this much per file write: one upload's three replicas share their
+ * buffers, but the slowest one's backlog is held, and with many uploads at once that is the
+ * gateway's memory.
+ */
+const localWriteBatchBytes = 1024 * 1024;

@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import { chunkPaths, readChunkFile } from '../../lib/chunk-file.js';
 import type { ByteRange } from '../../lib/chunk-store.js';
 import { Corrupt, NotFound, Unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
@@ -172,7 +171,7 @@ async function open(
   const range = whole ? undefined : { start: piece.from, end: piece.to };
   for (let i = 0; i < replicas.length; i++) {
     const replica = replicas[i];
-    if (replica.volume) {
+    if (replica.local) {
       const local = await openLocal(piece, replica, range, cluster, opts);
       if (local === 'corrupt') continue;
       if (local) return { stream: local, replica, rest: replicas.slice(i + 1), local: true };
@@ -215,12 +214,12 @@ async function openLocal(
 ): Promise<Readable | 'corrupt' | undefined> {
   const { chunk } = piece;
   try {
-    const read = await readChunkFile(chunkPaths(replica.volume!, chunk.id, chunk.sha256), chunk.sha256, {
-      range,
-    });
-    if (read.size === chunk.size) return read.stream;
+    const read = await replica.local!.get(chunk.id, range);
+    if (read.size === chunk.size && read.sha256 === chunk.sha256) return read.stream;
     read.stream.destroy();
-    throw new Corrupt(`chunk ${chunk.id}: file holds ${read.size} bytes, expected ${chunk.size}`);
+    throw new Corrupt(
+      `chunk ${chunk.id}: file holds ${read.size} bytes of ${read.sha256}, expected ${chunk.size} of ${chunk.sha256}`,
+    );
   } catch (err) {
     if (err instanceof Corrupt) {
       opts.log?.warn({ chunk: chunk.id, node: replica.node.id, err: String(err) }, 'local replica corrupt');

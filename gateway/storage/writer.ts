@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { isTempFileName, volumeDirs, writeChunkFile } from '../../lib/chunk-file.js';
 import { BadRequest, IncompleteBody, InsufficientStorage, Unavailable } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
 import type { ClusterView, Replica } from './cluster.js';
@@ -184,7 +182,7 @@ class ChunkFanout {
     }
     this.writes = replicas.map((replica) => {
       // A local write buffers in its file writer (localWriteBatchBytes): the relay needs little.
-      const pass = new PassThrough({ highWaterMark: replica.volume ? localRelayBytes : replicaBufferBytes });
+      const pass = new PassThrough({ highWaterMark: replica.local ? localRelayBytes : replicaBufferBytes });
       const w: ReplicaWrite = { replica, pass, result: this.putReplica(replica, pass) };
       // A local replica reads its stream only once the node has begun the write: an abort before
       // that must not be an unhandled 'error' (the failure reaches `result` either way).
@@ -247,7 +245,7 @@ class ChunkFanout {
    * can wait for; over HTTP the node reports what it hashed.
    */
   private putReplica(replica: Replica, body: Readable | Buffer, sha256?: string) {
-    return replica.volume
+    return replica.local
       ? writeLocal(this.cluster, replica, this.id, body, this.size, sha256 ?? this.digest.promise)
       : replica.client.put(this.id, body, this.size, sha256);
   }
@@ -346,11 +344,9 @@ class ChunkFanout {
 }
 
 /**
- * Writes one replica into its node's volume on this host: the node begins the write (id and
- * capacity checks, a reservation, a temp file), the bytes go straight into that file (written
- * back as they go), and the node commits it under the chunk's sha256 (fsync, rename, accounting).
- * Fails like a remote replica would; a failed system call here also sends the node's chunks back
- * over HTTP for a while.
+ * Writes one replica into its node's volume on this host (LocalVolumeStore.putHashed). Fails like a
+ * remote replica would; a failed system call here also sends the node's chunks back over HTTP for
+ * a while.
  */
 async function writeLocal(
   cluster: ClusterView,
@@ -360,21 +356,9 @@ async function writeLocal(
   size: number,
   sha256: Promise<string> | string,
 ): Promise<{ sha256: string; size: number }> {
-  let name: string | undefined;
   try {
-    name = await replica.client.beginLocalWrite(id, size);
-    if (!isTempFileName(name, id)) {
-      throw new Unavailable(`node ${replica.node.id} named temp file ${name}`);
-    }
-    await writeChunkFile(path.join(volumeDirs(replica.volume!).tmp, name), body, size, {
-      create: false,
-      hash: false,
-      batchBytes: localWriteBatchBytes,
-    });
-    return await replica.client.commitLocalWrite(name, await sha256);
+    return await replica.local!.putHashed(id, body, size, sha256);
   } catch (err) {
-    if (!Buffer.isBuffer(body)) body.destroy();
-    if (name !== undefined) replica.client.abortLocalWrite(name).catch(() => {});
     // Its volume is out of this process's reach (permissions, descriptors, a read-only mount): back
     // to HTTP for a while. A full disk or a temp file gone with a node restart says nothing of that.
     const { syscall, code } = err as NodeJS.ErrnoException;
@@ -382,13 +366,6 @@ async function writeLocal(
     throw err;
   }
 }
-
-/**
- * A local write batches at most this much per file write: one upload's three replicas share their
- * buffers, but the slowest one's backlog is held, and with many uploads at once that is the
- * gateway's memory.
- */
-const localWriteBatchBytes = 1024 * 1024;
 
 function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
   let resolve!: (v: T) => void;

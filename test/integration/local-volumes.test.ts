@@ -72,10 +72,7 @@ describe('local reads and writes', function () {
   /** Waits until the gateway has proven every node's volume local (the check runs on first use). */
   async function allLocal(c: TestCluster): Promise<void> {
     const ids = c.gateway.cluster.snapshot.nodes.map((n) => n.id);
-    await waitFor(
-      async () => c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.volume),
-      10_000,
-    );
+    await waitFor(async () => c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.local), 10_000);
   }
 
   describe('on (the default)', () => {
@@ -93,7 +90,7 @@ describe('local reads and writes', function () {
     it('proves each node volume by its reported data dir and identity', () => {
       for (const node of c.gateway.cluster.snapshot.nodes) {
         const [r] = c.gateway.cluster.readOrder('0'.repeat(32), [node.id]);
-        expect(r.volume).to.equal(path.join(c.dataDir, 'nodes', node.id));
+        expect(r.local?.dataDir).to.equal(path.join(c.dataDir, 'nodes', node.id));
       }
     });
 
@@ -204,7 +201,7 @@ describe('local reads and writes', function () {
       const damaged: [string, string][] = [];
       for (const ch of chunks) {
         const [first] = c.gateway.cluster.readOrder(ch.id, ch.nodeIds);
-        const fh = await open(chunkFilePath(volumeDirs(first.volume!).chunks, ch.id, ch.sha256), 'r+');
+        const fh = await open(chunkFilePath(volumeDirs(first.local!.dataDir).chunks, ch.id, ch.sha256), 'r+');
         await fh.write(Buffer.from('rotten bytes'), 0, 12, 4096);
         await fh.close();
         damaged.push([ch.id, first.node.id]);
@@ -228,7 +225,7 @@ describe('local reads and writes', function () {
       await s3.send(new PutObjectCommand({ Bucket, Key: 'moved', Body: data }));
       const [ch] = await chunksOf(c, 'moved');
       const [first] = c.gateway.cluster.readOrder(ch.id, ch.nodeIds);
-      const file = chunkFilePath(volumeDirs(first.volume!).chunks, ch.id, ch.sha256);
+      const file = chunkFilePath(volumeDirs(first.local!.dataDir).chunks, ch.id, ch.sha256);
       // Out of the store's layout: neither the local open nor the node itself finds it.
       await rename(file, `${file}.away`);
       try {
@@ -238,7 +235,7 @@ describe('local reads and writes', function () {
       }
       // A missing chunk says nothing against the volume: the node is still read locally.
       const [again] = c.gateway.cluster.readOrder(ch.id, [first.node.id]);
-      expect(again.volume).to.equal(first.volume);
+      expect(again.local?.dataDir).to.equal(first.local?.dataDir);
     });
 
     it('does not trust a volume whose node.json disagrees with what the node reports', async () => {
@@ -254,19 +251,19 @@ describe('local reads and writes', function () {
           file,
           JSON.stringify({ ...JSON.parse(original), createdAt: new Date(0).toISOString() }),
         );
-        expect(volumes.dataDir(node.id, addr, r.client)).to.equal(undefined);
+        expect(volumes.store(node.id, addr, r.client)).to.equal(undefined);
         await waitFor(
           async () => !(volumes as unknown as { probing: Set<string> }).probing.has(node.id),
           5000,
         );
-        expect(volumes.dataDir(node.id, addr, r.client)).to.equal(undefined);
+        expect(volumes.store(node.id, addr, r.client)).to.equal(undefined);
       } finally {
         await writeFile(file, original);
       }
       // The same node, proven by a fresh checker once node.json agrees again.
       const fresh = new LocalVolumes(true);
-      fresh.dataDir(node.id, addr, r.client);
-      await waitFor(async () => fresh.dataDir(node.id, addr, r.client) !== undefined, 5000);
+      fresh.store(node.id, addr, r.client);
+      await waitFor(async () => fresh.store(node.id, addr, r.client) !== undefined, 5000);
     });
 
     it('reads but does not write a volume whose tmp/ this process cannot write to', async () => {
@@ -279,16 +276,16 @@ describe('local reads and writes', function () {
       await symlink('/nonexistent/s3dfs-tmp', tmp);
       const volumes = new LocalVolumes(true);
       try {
-        volumes.dataDir(node.id, addr, r.client);
-        await waitFor(async () => volumes.dataDir(node.id, addr, r.client) !== undefined, 5000);
-        expect(volumes.dataDir(node.id, addr, r.client, 'write')).to.equal(undefined);
+        volumes.store(node.id, addr, r.client);
+        await waitFor(async () => volumes.store(node.id, addr, r.client) !== undefined, 5000);
+        expect(volumes.store(node.id, addr, r.client, 'write')).to.equal(undefined);
       } finally {
         await rm(tmp);
         await rename(`${tmp}.away`, tmp);
       }
       const fresh = new LocalVolumes(true);
-      fresh.dataDir(node.id, addr, r.client);
-      await waitFor(async () => fresh.dataDir(node.id, addr, r.client, 'write') !== undefined, 5000);
+      fresh.store(node.id, addr, r.client);
+      await waitFor(async () => fresh.store(node.id, addr, r.client, 'write') !== undefined, 5000);
     });
   });
 
@@ -320,10 +317,10 @@ describe('local reads and writes', function () {
       expect(after.served).to.equal(before.served + 3);
       expect(after.local).to.equal(0);
       const ids = c.gateway.cluster.snapshot.nodes.map((n) => n.id);
-      expect(c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.volume === undefined)).to.equal(
+      expect(c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.local === undefined)).to.equal(
         true,
       );
-      expect(c.gateway.cluster.place('0'.repeat(32), 3).every((r) => r.volume === undefined)).to.equal(true);
+      expect(c.gateway.cluster.place('0'.repeat(32), 3).every((r) => r.local === undefined)).to.equal(true);
     });
   });
 });

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
+import { LocalVolumeStore } from '../../gateway/storage/local-volumes.js';
 import { Unauthorized } from '../../lib/chunk-store.js';
 import { BadRequest, Corrupt, InsufficientStorage, NotFound, Unavailable } from '../../lib/errors.js';
 import { newChunkId } from '../../lib/ids.js';
@@ -98,6 +99,21 @@ describeChunkStore('NodeClient → storage-node process', async () => {
   const node = await startNodeProcess({ dataDir, secret });
   return {
     store: new NodeClient({ baseUrl: node.url, secret }),
+    leftovers: () => settledTmp(dataDir),
+    async close() {
+      await node.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+});
+
+// The gateway's short circuit to a node volume on the same host keeps the same contract: reads
+// from the files, writes into a temp file the node begins and commits.
+describeChunkStore('LocalVolumeStore → the volume of a storage-node process on this host', async () => {
+  const dataDir = tempDir('s3dfs-node-');
+  const node = await startNodeProcess({ dataDir, secret });
+  return {
+    store: new LocalVolumeStore(dataDir, new NodeClient({ baseUrl: node.url, secret })),
     leftovers: () => settledTmp(dataDir),
     async close() {
       await node.stop();

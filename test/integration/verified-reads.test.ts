@@ -73,7 +73,7 @@ for (const mode of ['local', 'http'] as const) {
       s3 = c.client({ maxAttempts: 1 });
       await s3.send(new CreateBucketCommand({ Bucket }));
       const ids = c.gateway.cluster.snapshot.nodes.map((node) => node.id);
-      const proven = () => c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.volume);
+      const proven = () => c.gateway.cluster.readOrder('0'.repeat(32), ids).every((r) => r.local);
       if (mode === 'local') await waitFor(async () => proven(), 10_000);
       else expect(proven()).to.equal(false);
     });

@@ -7,8 +7,10 @@ import { readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { ClusterView, Replica } from '../../gateway/storage/cluster.js';
+import { LocalVolumeStore } from '../../gateway/storage/local-volumes.js';
 import { writeChunks } from '../../gateway/storage/writer.js';
 import { InsufficientStorage } from '../../lib/errors.js';
+import type { NodeClient } from '../../lib/node-client.js';
 import { tempDir } from '../helpers/db.js';
 
 const chunk = 256 * 1024;
@@ -39,7 +41,9 @@ function standInCluster(volume: string, beginDelayMs: number) {
       calls.deleted++;
     },
   };
-  const replicas = ['a', 'b', 'c'].map((id) => ({ node: { id }, client, volume }) as unknown as Replica);
+  // The gateway's own LocalVolumeStore, in front of a stand-in node.
+  const local = new LocalVolumeStore(volume, client as unknown as NodeClient);
+  const replicas = ['a', 'b', 'c'].map((id) => ({ node: { id }, client, local }) as unknown as Replica);
   const cluster = {
     place: () => replicas,
     readOrder: () => replicas,
