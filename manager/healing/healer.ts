@@ -10,7 +10,7 @@ import type { Monitor } from '../monitor.js';
 import { type HealContext, NodeClients } from './context.js';
 import { DrainTracker } from './drain.js';
 import { type FsckReport, fsck } from './fsck.js';
-import { gcPass } from './gc.js';
+import { GarbageCollector } from './gc.js';
 import { InventoryWalker } from './inventory.js';
 import { leftoversPass } from './leftovers.js';
 import { type HealingProgress, newMeters, registerHealingMetrics } from './progress.js';
@@ -46,6 +46,7 @@ export class Healer {
   private readonly inventory: InventoryWalker;
   private readonly scrubber: Scrubber;
   private readonly drains: DrainTracker;
+  private readonly gc: GarbageCollector;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private again = false;
@@ -72,6 +73,7 @@ export class Healer {
     this.inventory = new InventoryWalker(this.ctx);
     this.scrubber = new Scrubber(this.ctx);
     this.drains = new DrainTracker(this.ctx);
+    this.gc = new GarbageCollector(this.ctx);
     if (opts.registry) registerHealingMetrics(opts.registry, () => this.progress());
   }
 
@@ -161,7 +163,7 @@ export class Healer {
   private async pass(): Promise<void> {
     const started = Date.now();
     const steps: [string, () => Promise<void>][] = [
-      ['gc', () => gcPass(this.ctx)],
+      ['gc', () => this.gc.pass()],
       ['leftovers', () => leftoversPass(this.ctx)],
       ['repair', () => repairPass(this.ctx)],
       ['rebalance', () => this.rebalancer.pass()],
