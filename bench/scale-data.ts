@@ -2,6 +2,13 @@
 // replicas per chunk spread evenly over the nodes, made by the database itself (generate_series) so
 // millions of rows load in seconds and no byte is written to a storage node.
 import type { Knex } from 'knex';
+import { createLogger } from '../lib/logger.js';
+import { Ring } from '../lib/ring.js';
+import { loadManagerConfig } from '../manager/config.js';
+import type { HealContext, NodeClients } from '../manager/healing/context.js';
+import { newMeters } from '../manager/healing/progress.js';
+import { Throttle } from '../manager/healing/throttle.js';
+import type { Monitor, NodeState } from '../manager/monitor.js';
 
 /** Chunks per synthetic object: a 640 MiB object at the default chunk size. */
 const CHUNKS_PER_OBJECT = 10;
@@ -57,4 +64,29 @@ export async function loadSynthetic(db: Knex, shape: SyntheticShape, from = 0): 
   }
   await db.raw(`select setval(pg_get_serial_sequence('objects', 'id'), (select max(id) from objects))`);
   await db.raw('analyze');
+}
+
+/**
+ * A healing context over synthetic metadata with no node to talk to: the passes' database work can
+ * be run and measured alone. `down` nodes have been down since the epoch (past any repair grace).
+ */
+export function headlessHealContext(db: Knex, shape: SyntheticShape, down: ReadonlySet<string>): HealContext {
+  const rows = Array.from({ length: shape.nodes }, (_, i) => {
+    const id = syntheticNodeId(i);
+    const status = down.has(id) ? 'down' : 'up';
+    return { id, host: '127.0.0.1', port: 40000 + i, zone: null, weight: 1, status } as const;
+  });
+  const nodes = new Map(rows.map((row) => [row.id, { row, since: 0 } as unknown as NodeState]));
+  const ring = new Ring({ version: 1, replication: shape.replication, nodes: rows.map((r) => ({ ...r })) });
+  return {
+    db,
+    log: createLogger('bench'),
+    config: loadManagerConfig({}).heal,
+    replication: shape.replication,
+    monitor: { nodes, ring: () => ring } as unknown as Monitor,
+    throttle: new Throttle(0),
+    meters: newMeters(),
+    clients: { get: () => undefined } as unknown as NodeClients,
+    stopping: () => false,
+  };
 }

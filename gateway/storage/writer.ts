@@ -297,6 +297,7 @@ class ChunkFanout {
       sha256,
       partNumber: this.opts.partNumber ?? null,
       nodeIds,
+      ...(nodeIds.length < this.opts.replication ? { short: true } : {}),
     };
   }
 

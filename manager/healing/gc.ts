@@ -4,7 +4,7 @@
 // cannot be reached makes the chunk wait (backoff through not_before/attempts). Rows go last: the
 // replica row after its bytes, the chunk and queue rows when no replica is left.
 import type { Knex } from 'knex';
-import { classify, eachLimit, type HealContext } from './context.js';
+import { classify, eachLimit, type HealContext, queueSize } from './context.js';
 
 /** Queue rows handled per pass. */
 export const GC_BATCH = 500;
@@ -74,17 +74,7 @@ export class GarbageCollector {
         await retryLater(ctx, row);
       }
     });
-    if (meter.recountDue()) {
-      // A correlated size lookup per queue row: the count costs the queue's length, never a join
-      // that reads every chunk.
-      const left = await ctx.db.raw(
-        `select count(*) as n,
-                coalesce(sum((select c.size from chunks c where c.id = q.chunk_id)), 0) as bytes
-           from delete_queue q`,
-      );
-      meter.queued = Number(left.rows[0].n);
-      meter.queuedBytes = Number(left.rows[0].bytes);
-    }
+    if (meter.recountDue()) Object.assign(meter, await queueSize(ctx, 'delete_queue'));
     meter.lastPassAt = Date.now();
   }
 }

@@ -1,6 +1,7 @@
 // The healing scheduler: one loop in the manager, one pass at a time, each pass bounded in work:
-// GC → leftovers of failed writes → repair (fewest replicas first; drains too) → rebalance slice → inventory walk → scrub slice
-// → drain bookkeeping. No DB transaction is held across network I/O (PGlite has one connection).
+// GC → leftovers of failed writes → reconcile page (the repair queue's safety net) → repair from the
+// queue (fewest replicas first; drains too) → rebalance slice → inventory walk → scrub slice → drain
+// bookkeeping. No DB transaction is held across network I/O (PGlite has one connection).
 import http from 'node:http';
 import type { Knex } from 'knex';
 import type { Registry } from 'prom-client';
@@ -15,7 +16,8 @@ import { InventoryWalker } from './inventory.js';
 import { leftoversPass } from './leftovers.js';
 import { type HealingProgress, newMeters, registerHealingMetrics } from './progress.js';
 import { Rebalancer } from './rebalance.js';
-import { repairPass } from './repair.js';
+import { Reconciler } from './reconcile.js';
+import { Repairer } from './repair.js';
 import { Scrubber } from './scrub.js';
 import { Throttle } from './throttle.js';
 
@@ -47,6 +49,8 @@ export class Healer {
   private readonly scrubber: Scrubber;
   private readonly drains: DrainTracker;
   private readonly gc: GarbageCollector;
+  private readonly repairer: Repairer;
+  private readonly reconciler: Reconciler;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private again = false;
@@ -74,6 +78,8 @@ export class Healer {
     this.scrubber = new Scrubber(this.ctx);
     this.drains = new DrainTracker(this.ctx);
     this.gc = new GarbageCollector(this.ctx);
+    this.repairer = new Repairer(this.ctx);
+    this.reconciler = new Reconciler(this.ctx);
     if (opts.registry) registerHealingMetrics(opts.registry, () => this.progress());
   }
 
@@ -89,10 +95,14 @@ export class Healer {
     this.agent.destroy();
   }
 
-  /** Starts a pass now (or right after the running one); a full inventory walk comes with it. */
+  /**
+   * Starts a pass now (or right after the running one); a full inventory walk and reconcile walk
+   * come with it.
+   */
   kick(): PassInfo {
     this.inventory.markAllDue();
     this.rebalancer.restart();
+    this.reconciler.restart();
     if (this.running) {
       this.again = true;
       return { passId: this.passes + 1, running: true, queued: true };
@@ -165,7 +175,8 @@ export class Healer {
     const steps: [string, () => Promise<void>][] = [
       ['gc', () => this.gc.pass()],
       ['leftovers', () => leftoversPass(this.ctx)],
-      ['repair', () => repairPass(this.ctx)],
+      ['reconcile', () => this.reconciler.pass()],
+      ['repair', () => this.repairer.pass()],
       ['rebalance', () => this.rebalancer.pass()],
       ['inventory', () => this.inventory.pass()],
       ['scrub', () => this.scrubber.pass()],

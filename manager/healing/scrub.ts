@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import type { NodeClient } from '../../lib/node-client.js';
+import { enqueueRepair } from '../../lib/repair-queue.js';
 import { classify, type HealContext } from './context.js';
 
 /** Replicas fetched from metadata at a time. */
@@ -88,6 +89,7 @@ export class Scrubber {
     if (verdict !== 'corrupt') return;
     ctx.meters.scrub.corruptFound += 1;
     await ctx.db('chunk_replicas').where({ chunk_id: chunkId, node_id: nodeId }).update({ state: 'corrupt' });
+    await enqueueRepair(ctx.db, [chunkId], `scrub found the copy on ${nodeId} bad`);
     ctx.log.warn({ chunkId, nodeId }, 'scrub found a bad replica; marked corrupt for repair');
   }
 }

@@ -28,6 +28,7 @@ for (const engine of engines()) {
         'upload_parts',
         'credentials',
         'delete_queue',
+        'repair_queue',
         'settings',
       ]) {
         expect(await t.db.schema.hasTable(table), table).to.equal(true);

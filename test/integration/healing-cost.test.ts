@@ -1,14 +1,18 @@
 // Proves the healing passes' metadata reads follow their work, not the data stored: on synthetic
-// metadata (20,000 chunks × 3 replicas) in each engine, a scrub page read from a cursor near the end
-// and a GC page over a queue full of young rows read about the rows they return (EXPLAIN ANALYZE).
+// metadata (20,000 chunks × 3 replicas) in each engine, a scrub page read from a cursor near the end,
+// a GC page over a queue full of young rows and an idle repair pass read about the rows they return
+// (EXPLAIN ANALYZE); a lost node queues exactly its chunks, two lost nodes' shared chunks first.
 import { expect } from 'chai';
-import { loadSynthetic } from '../../bench/scale-data.js';
+import { headlessHealContext, loadSynthetic, syntheticNodeId } from '../../bench/scale-data.js';
+import type { Knex } from '../../lib/db.js';
 import { gcPage } from '../../manager/healing/gc.js';
+import { Repairer } from '../../manager/healing/repair.js';
 import { scrubPage } from '../../manager/healing/scrub.js';
 import { engines, type TestDb } from '../helpers/db.js';
 import { rowsRead } from '../helpers/plan.js';
 
 const CHUNKS = 20_000;
+const SHAPE = { chunks: CHUNKS, nodes: 10, replication: 3 };
 const HOUR_MS = 3_600_000;
 
 for (const engine of engines()) {
@@ -18,7 +22,7 @@ for (const engine of engines()) {
 
     before(async () => {
       t = await engine.open();
-      await loadSynthetic(t.db, { chunks: CHUNKS, nodes: 10, replication: 3 });
+      await loadSynthetic(t.db, SHAPE);
     });
     after(async () => t?.close());
 
@@ -60,5 +64,67 @@ for (const engine of engines()) {
       expect(rest).to.have.length(2);
       expect(await rowsRead(db, gcPage(db, HOUR_MS, undefined, 500))).to.be.below(50);
     });
+
+    it('costs an idle repair pass what it returns', async () => {
+      const { db } = t;
+      // Rows waiting for a retry are not read past either.
+      await db.raw(
+        `insert into repair_queue (chunk_id, priority, reason, not_before)
+         select id, 1, 'test', now() + interval '1 hour' from chunks order by id limit 2000`,
+      );
+      await db.raw('analyze repair_queue');
+      const repairer = new Repairer(headlessHealContext(db, SHAPE, new Set()));
+      await repairer.pass(); // the first pass also counts the queue
+      const reads = await readsOf(db, () => repairer.pass());
+      expect(reads.queries).to.be.greaterThan(0);
+      expect(reads.rows).to.be.below(50);
+      await db('repair_queue').delete();
+    });
+
+    it('queues exactly the chunks of a lost node, and those of two lost nodes first', async () => {
+      const { db } = t;
+      const [a, b] = [syntheticNodeId(3), syntheticNodeId(6)]; // replicas are 3 nodes apart
+      const pass = async (down: string[]) => {
+        const ctx = headlessHealContext(db, SHAPE, new Set(down));
+        await db('nodes').whereIn('id', down).update({ status: 'down' });
+        const repairer = new Repairer({ ...ctx, stopping: () => true }); // queue only, copy nothing
+        for (let i = 0; i < 5; i++) await repairer.pass();
+      };
+      await pass([a]);
+      const held: string[] = await db('chunk_replicas')
+        .where({ node_id: a })
+        .orderBy('chunk_id')
+        .pluck('chunk_id');
+      const queued = await db('repair_queue').orderBy('chunk_id').select('chunk_id', 'priority');
+      expect(queued.map((r: { chunk_id: string }) => r.chunk_id)).to.deep.equal(held);
+      expect(new Set(queued.map((r: { priority: number }) => r.priority))).to.deep.equal(new Set([2]));
+      await pass([a, b]);
+      const both: string[] = await db('chunk_replicas as x')
+        .join('chunk_replicas as y', 'x.chunk_id', 'y.chunk_id')
+        .where({ 'x.node_id': a, 'y.node_id': b })
+        .pluck('x.chunk_id');
+      expect(both.length).to.be.greaterThan(0);
+      const first = await db('repair_queue').where('priority', 1).orderBy('chunk_id').pluck('chunk_id');
+      expect(first).to.deep.equal([...both].sort());
+      await db('nodes').update({ status: 'up' });
+      await db('repair_queue').delete();
+    });
   });
+}
+
+/** Rows read (EXPLAIN ANALYZE) by the selects `fn` runs. */
+async function readsOf(db: Knex, fn: () => Promise<void>): Promise<{ queries: number; rows: number }> {
+  const seen: { sql: string; bindings: unknown[] }[] = [];
+  const listen = (q: { sql: string; bindings?: unknown[] }) =>
+    seen.push({ sql: q.sql.replace(/\$\d+/g, '?'), bindings: q.bindings ?? [] }); // knex reports $1, $2, … in order
+  db.on('query', listen);
+  try {
+    await fn();
+  } finally {
+    db.off('query', listen);
+  }
+  const selects = seen.filter((q) => /^\s*select/i.test(q.sql));
+  let rows = 0;
+  for (const q of selects) rows += await rowsRead(db, q);
+  return { queries: selects.length, rows };
 }
