@@ -29,6 +29,7 @@ for (const engine of engines()) {
         'credentials',
         'delete_queue',
         'repair_queue',
+        'cluster_counters',
         'settings',
       ]) {
         expect(await t.db.schema.hasTable(table), table).to.equal(true);
