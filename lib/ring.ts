@@ -36,7 +36,8 @@ export interface Placement {
 /**
  * Virtual nodes per unit of weight. Ownership of a node is a sum of this many random arcs, so its
  * relative spread is about 1/sqrt(V): 1600 keeps max/mean under 1.10 for 50 equal nodes, at the
- * cost of ~1600 sha256 per node when a snapshot is built (about 2 ms per node) and 6 bytes each.
+ * cost of ~1600 sha256 per node the first time it is on a ring here (about 2 ms per node; see
+ * vnodeCache) and 10 bytes each.
  */
 export const VNODES_PER_WEIGHT = 1600;
 /** Weights are clamped so one misconfigured node can neither vanish nor swallow the ring. */
@@ -62,6 +63,63 @@ export function vnodeCount(weight: number): number {
   return Math.max(1, Math.round(w * VNODES_PER_WEIGHT));
 }
 
+/**
+ * Each node's vnode positions, hashed once per process and kept while the node is on the rings built
+ * here: hashing is nearly all of a build (1,600 sha256 per node), so a node that joins costs its own
+ * hashes only, and a weight change hashes only the vnodes it adds.
+ */
+const vnodeCache = new Map<string, Uint32Array>();
+
+function vnodePositions(id: string, count: number): Uint32Array {
+  const had = vnodeCache.get(id);
+  if (had && had.length >= count) return had.subarray(0, count);
+  const p = new Uint32Array(count);
+  if (had) p.set(had);
+  for (let i = had?.length ?? 0; i < count; i++) p[i] = hash32(`${id}#${i}`);
+  vnodeCache.set(id, p);
+  return p;
+}
+
+interface Layout {
+  /** Node ids and vnode counts: what the layout depends on (not statuses, not fullness). */
+  key: string;
+  positions: Uint32Array;
+  owners: Uint16Array;
+}
+
+/**
+ * The last layout built. Most new snapshots differ from the last one only in a status or a full
+ * flag, which moves no vnode: they share its arrays (never written after the build) and cost O(nodes).
+ */
+let lastLayout: Layout | undefined;
+
+/** The sorted vnode positions of these nodes (sorted by id) and the node index owning each. */
+function layoutOf(nodes: RingNode[]): Layout {
+  const key = nodes.map((n) => `${n.id}*${vnodeCount(n.weight)}`).join(',');
+  if (lastLayout?.key === key) return lastLayout;
+  const ids = new Set(nodes.map((n) => n.id));
+  for (const id of vnodeCache.keys()) if (!ids.has(id)) vnodeCache.delete(id);
+  let total = 0;
+  for (const n of nodes) total += vnodeCount(n.weight);
+  // Sort key = position * 2^16 + owner index: exact in a double (48 bits) and breaks position
+  // ties by node id, so the same snapshot always yields the same ring.
+  const keys = new Float64Array(total);
+  let k = 0;
+  nodes.forEach((n, idx) => {
+    for (const pos of vnodePositions(n.id, vnodeCount(n.weight))) keys[k++] = pos * 65536 + idx;
+  });
+  keys.sort();
+  const positions = new Uint32Array(total);
+  const owners = new Uint16Array(total);
+  for (let i = 0; i < total; i++) {
+    const owner = keys[i] % 65536;
+    owners[i] = owner;
+    positions[i] = (keys[i] - owner) / 65536;
+  }
+  lastLayout = { key, positions, owners };
+  return lastLayout;
+}
+
 export class Ring {
   readonly version: number;
   readonly replication: number;
@@ -77,24 +135,9 @@ export class Ring {
     this.nodes = snapshot.nodes.filter((n) => n.status !== 'removed').sort((a, b) => cmp(a.id, b.id));
     if (this.nodes.length > 0xffff) throw new Error('ring: too many nodes');
     for (const n of this.nodes) this.byId.set(n.id, n);
-    let total = 0;
-    for (const n of this.nodes) total += vnodeCount(n.weight);
-    // Sort key = position * 2^16 + owner index: exact in a double (48 bits) and breaks position
-    // ties by node id, so the same snapshot always yields the same ring.
-    const keys = new Float64Array(total);
-    let k = 0;
-    this.nodes.forEach((n, idx) => {
-      const count = vnodeCount(n.weight);
-      for (let i = 0; i < count; i++) keys[k++] = hash32(`${n.id}#${i}`) * 65536 + idx;
-    });
-    keys.sort();
-    this.positions = new Uint32Array(total);
-    this.owners = new Uint16Array(total);
-    for (let i = 0; i < total; i++) {
-      const owner = keys[i] % 65536;
-      this.owners[i] = owner;
-      this.positions[i] = (keys[i] - owner) / 65536;
-    }
+    const layout = layoutOf(this.nodes);
+    this.positions = layout.positions;
+    this.owners = layout.owners;
   }
 
   /** Nodes on the ring (every status but removed). */

@@ -66,6 +66,11 @@ export interface HealConfig {
   inventoryIntervalMs: number;
   /** Background re-read rate for scrubbing; 0 turns scrubbing off. */
   scrubBytesPerSec: number;
+  /**
+   * Pause between two walks over every chunk that queue what needs repair and was not queued (the
+   * queue's safety net, a page per pass); 0 turns the walk off.
+   */
+  reconcileIntervalMs: number;
 }
 
 /** Upper bounds, each with its reason. */
@@ -89,6 +94,7 @@ function loadHealConfig(r: EnvReader): HealConfig {
     orphanGraceMs: r.int('S3DFS_ORPHAN_GRACE_MS', 6 * 3_600_000, 0, 30 * 86_400_000),
     inventoryIntervalMs: r.int('S3DFS_INVENTORY_INTERVAL_MS', 3_600_000, 100, 30 * 86_400_000),
     scrubBytesPerSec: r.bytes('S3DFS_SCRUB_BYTES_PER_SEC', 4 * 1024 ** 2, 0, Number.MAX_SAFE_INTEGER),
+    reconcileIntervalMs: r.int('S3DFS_RECONCILE_INTERVAL_MS', 86_400_000, 0, 30 * 86_400_000),
   };
 }
 

@@ -109,6 +109,12 @@ export function nodeKpis(s: NodeState, now = Date.now()): NodeKpis {
  * Chunks by healthy replica count; a replica is healthy when `ok` on an up node. With
  * `confirming`, replicas on nodes still starting are counted apart: a chunk that would have R
  * copies with them is unconfirmed, neither under-replicated nor missing.
+ *
+ * Only the chunks that may lack a healthy copy are looked at: those in the repair queue, those with
+ * a replica on a node that is not up, those with a replica not ok. Every other live chunk has R
+ * healthy copies, since whatever takes one away queues the chunk (lib/repair-queue.ts), and the
+ * number of live chunks is the database's own counter (migration 009): a scrape costs what is
+ * pending, not what is stored.
  */
 export async function replicaCounts(
   db: Knex,
@@ -116,28 +122,36 @@ export async function replicaCounts(
   confirming = false,
 ): Promise<{ chunks: number; full: number; under: number; missing: number; unconfirmed: number }> {
   const res = await db.raw(
-    `select count(*) as chunks,
-            count(*) filter (where healthy >= ?) as full,
-            count(*) filter (where healthy < ? and healthy + starting >= ?) as unconfirmed,
+    `with maybe as (
+            select chunk_id from repair_queue
+            union select r.chunk_id from nodes n join chunk_replicas r on r.node_id = n.id where n.status <> 'up'
+            union select chunk_id from chunk_replicas where state <> 'ok')
+     select count(*) filter (where healthy < ? and healthy + starting >= ?) as unconfirmed,
             count(*) filter (where healthy > 0 and healthy + starting < ?) as under,
             count(*) filter (where healthy = 0 and healthy + starting < ?) as missing
        from (select c.id, count(n.id) filter (where n.status = 'up') as healthy,
                     count(n.id) filter (where n.status = 'starting' and ?) as starting
-               from chunks c
+               from maybe m
+               join chunks c on c.id = m.chunk_id
                left join chunk_replicas r on r.chunk_id = c.id and r.state = 'ok'
                left join nodes n on n.id = r.node_id
               where c.object_id is not null or c.part_id is not null
               group by c.id) t`,
-    [replication, replication, replication, replication, replication, confirming],
+    [replication, replication, replication, replication, confirming],
   );
   const row = res.rows[0];
-  return {
-    chunks: Number(row.chunks),
-    full: Number(row.full),
-    under: Number(row.under),
-    missing: Number(row.missing),
-    unconfirmed: Number(row.unconfirmed),
-  };
+  const chunks = (await clusterCounters(db)).chunks;
+  const [under, missing, unconfirmed] = [row.under, row.missing, row.unconfirmed].map(Number);
+  return { chunks, full: chunks - under - missing - unconfirmed, under, missing, unconfirmed };
+}
+
+/** The database's counters of live chunks and objects (migration 009): the sum of their slots. */
+async function clusterCounters(db: Knex): Promise<{ chunks: number; objects: number }> {
+  const rows: { name: string; n: string }[] = await db('cluster_counters')
+    .groupBy('name')
+    .select('name', db.raw('sum(value) as n'));
+  const of = (name: string) => Number(rows.find((r) => r.name === name)?.n ?? 0);
+  return { chunks: of('chunks'), objects: of('objects') };
 }
 
 export async function clusterKpis(
@@ -154,7 +168,7 @@ export async function clusterKpis(
   const starting = monitor.starting();
   const counts = await replicaCounts(db, replication, starting);
   const buckets = Number((await db('buckets').count({ n: '*' }))[0].n);
-  const objects = Number((await db('objects').count({ n: '*' }))[0].n);
+  const { objects } = await clusterCounters(db);
   return {
     starting,
     nodesUp: up.length,

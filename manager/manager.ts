@@ -12,6 +12,7 @@ import { Conflict, NotFound, Unavailable } from '../lib/errors.js';
 import { randomId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import { privateDir } from '../lib/private-files.js';
+import { enqueueRepair } from '../lib/repair-queue.js';
 import type { Placement, RingSnapshot } from '../lib/ring.js';
 import { getClusterSecret, getOrCreateSetting } from '../lib/settings.js';
 import { createApi } from './api.js';
@@ -201,7 +202,12 @@ export async function startManager({ config, db, logger }: StartManagerOptions):
       }
       await mon.transition(id, 'removed', purge ? 'removed with purge' : 'removed (data kept)');
       mon.forget(id);
-      // Its copies are unreachable from now on: repair counts the chunks short and tops them up.
+      // Its copies are unreachable from now on: repair tops its chunks up.
+      await enqueueRepair(
+        db,
+        db('chunk_replicas').where({ node_id: id }).select('chunk_id'),
+        `node ${id} removed`,
+      );
       await db('chunk_replicas').where({ node_id: id }).delete();
       await runtime.remove(id, purge);
       await releasePort(db, id);

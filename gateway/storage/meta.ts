@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { NoSuchBucket, NoSuchKey, PreconditionFailed, Unavailable } from '../../lib/errors.js';
+import { enqueueRepair } from '../../lib/repair-queue.js';
 
 // The gateway's view of the metadata database: buckets, current object versions, their chunks
 // and replicas. Every visibility change (PUT, overwrite, DELETE, Complete) is one transaction.
@@ -46,6 +47,8 @@ export interface ChunkRecord {
   sha256: string;
   partNumber?: number | null;
   nodeIds: string[];
+  /** Fewer than R replicas acknowledged: the commit queues the chunk for repair (lib/repair-queue.ts). */
+  short?: boolean;
 }
 
 export interface StoredChunk extends ChunkRecord {}
@@ -368,7 +371,11 @@ export class MetaStore {
     sql += `${chunkSql.sql} select * from o${chunkSql.fence}`;
     // Small objects (inline or one chunk) always make the same statement: worth preparing once.
     const shape =
-      chunks.length === 0 ? 'inline' : chunks.length === 1 ? `1x${chunks[0].nodeIds.length}` : undefined;
+      chunks.length === 0
+        ? 'inline'
+        : chunks.length === 1
+          ? `1x${chunks[0].nodeIds.length}${chunks[0].short ? 's' : ''}`
+          : undefined;
     const res = await this.db
       .raw(sql, [...bindings, ...chunkSql.bindings])
       .options(shape ? prepared(`commit-${shape}-${replace}`) : {})
@@ -480,11 +487,12 @@ export class MetaStore {
     return { start: Number(r.lo), end: Number(r.hi) - 1 };
   }
 
-  /** Records that a replica failed its checksum so repair can replace it. */
+  /** Records that a replica failed its checksum and queues the chunk, so repair replaces it. */
   async markReplicaCorrupt(chunkId: string, nodeId: string): Promise<void> {
     await this.db('chunk_replicas')
       .where({ chunk_id: chunkId, node_id: nodeId })
       .update({ state: 'corrupt' });
+    await enqueueRepair(this.db, [chunkId], 'replica failed its checksum on a read');
   }
 
   // ---- listing ----
@@ -627,8 +635,16 @@ export async function insertChunks(
     );
     const replicas = batch.flatMap((c) => c.nodeIds.map((node_id) => ({ chunk_id: c.id, node_id })));
     if (replicas.length > 0) await trx('chunk_replicas').insert(replicas);
+    const short = batch.filter((c) => c.short);
+    if (short.length > 0)
+      await trx('repair_queue').insert(
+        short.map((c) => ({ chunk_id: c.id, priority: c.nodeIds.length, reason: SHORT_WRITE })),
+      );
   }
 }
+
+/** Why a chunk committed with fewer than R replicas is in the repair queue. */
+const SHORT_WRITE = 'write landed on fewer than R nodes';
 
 /**
  * A commit may attach only chunks whose write intents it still holds (intents.ts): it removes them
@@ -672,6 +688,11 @@ function chunkInsertsFor(chunks: ChunkRecord[]): { sql: string; bindings: Knex.V
       : // Only with the object row, like the chunks: a missing bucket is NoSuchBucket, not a foreign key error.
         `, r as (insert into chunk_replicas (chunk_id, node_id) select v.chunk_id, v.node_id from o,` +
         ` (values ${replicas.map(() => '(?::text, ?::text)').join(', ')}) as v(chunk_id, node_id))`;
+  const short = chunks.filter((c) => c.short);
+  const shortSql =
+    short.length === 0
+      ? ''
+      : `, rq as (insert into repair_queue (chunk_id, priority, reason) select v.id, v.n, ? from o, (values ${short.map(() => '(?::text, ?::smallint)').join(', ')}) as v(id, n))`;
   // Only with the object row: a commit that finds no bucket leaves the intents to the failed write.
   const intentSql =
     `, i as (delete from chunk_intents where chunk_id in (${chunks.map(() => '?').join(', ')})` +
@@ -680,8 +701,13 @@ function chunkInsertsFor(chunks: ChunkRecord[]): { sql: string; bindings: Knex.V
     sql:
       ', c as (insert into chunks (id, object_id, part_number, seq, "offset", size, sha256)' +
       ' select v.id, o.id, v.part_number, v.seq, v."offset", v.size, v.sha256 from o,' +
-      ` (values ${chunkValues}) as v(id, part_number, seq, "offset", size, sha256))${replicaSql}${intentSql}`,
-    bindings: [...chunkBindings, ...replicas.flat(), ...chunks.map((c) => c.id)],
+      ` (values ${chunkValues}) as v(id, part_number, seq, "offset", size, sha256))${replicaSql}${shortSql}${intentSql}`,
+    bindings: [
+      ...chunkBindings,
+      ...replicas.flat(),
+      ...(short.length === 0 ? [] : [SHORT_WRITE, ...short.flatMap((c) => [c.id, c.nodeIds.length])]),
+      ...chunks.map((c) => c.id),
+    ],
     fence: ` where s3dfs_intents_held((select count(*) from i), ${chunks.length})`,
   };
 }

@@ -295,6 +295,7 @@ class ChunkFanout {
       sha256,
       partNumber: this.opts.partNumber ?? null,
       nodeIds,
+      ...(nodeIds.length < this.opts.replication ? { short: true } : {}),
     };
   }
 

@@ -53,14 +53,6 @@ export function classify(ctx: HealContext, nodeId: string, now = Date.now()): Re
   }
 }
 
-/** Nodes whose ok replicas count toward R (see ReplicaClass). */
-export function countingNodeIds(ctx: HealContext, now = Date.now()): string[] {
-  return [...ctx.monitor.nodes.keys()].filter((id) => {
-    const c = classify(ctx, id, now);
-    return c === 'up' || c === 'grace';
-  });
-}
-
 /** One NodeClient per node address, on the healing agent (kept apart from any gateway's pool). */
 export class NodeClients {
   private readonly cache = new Map<string, NodeClient>();
@@ -85,12 +77,6 @@ export class NodeClients {
   }
 }
 
-/** `in (?, ?, …)` for a list that may be empty (an empty IN list is a syntax error). */
-export function inList(ids: string[]): { sql: string; bindings: string[] } {
-  if (ids.length === 0) return { sql: '(null)', bindings: [] };
-  return { sql: `(${ids.map(() => '?').join(', ')})`, bindings: ids };
-}
-
 /** Runs `fn` over `items`, at most `concurrency` at a time. */
 export async function eachLimit<T>(
   items: T[],
@@ -102,6 +88,18 @@ export async function eachLimit<T>(
     while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+/** A queue's length and the bytes of its chunks: a size lookup per row, never a join over all chunks. */
+export async function queueSize(
+  ctx: HealContext,
+  table: 'repair_queue' | 'delete_queue',
+): Promise<{ queued: number; queuedBytes: number }> {
+  const res = await ctx.db.raw(
+    `select count(*) as n, coalesce(sum((select c.size from chunks c where c.id = q.chunk_id)), 0) as bytes
+       from ${table} q`,
+  );
+  return { queued: Number(res.rows[0].n), queuedBytes: Number(res.rows[0].bytes) };
 }
 
 export function isForeignKeyViolation(err: unknown): boolean {

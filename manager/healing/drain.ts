@@ -1,6 +1,8 @@
 // Drain bookkeeping. The moving itself is repair's: a draining node's replicas do not count toward
 // R, so its chunks are copied to the ring's choice and then removed from it (reconcileChunk). Here:
-// what is left per draining node, and a "drain complete" event once nothing is.
+// what is left per draining node, and a "drain complete" event once nothing is. Each pass asks only
+// whether a node still holds a replica (one index probe); what is left is counted at most every
+// RECOUNT_MS, at the cost of that node's replicas, never of all chunks.
 import type { HealContext } from './context.js';
 import type { DrainProgress } from './progress.js';
 
@@ -15,18 +17,16 @@ export class DrainTracker {
   async pass(): Promise<void> {
     const { ctx } = this;
     const draining = [...ctx.monitor.nodes.values()].filter((s) => s.row.status === 'draining');
+    const recount = ctx.meters.drain.recountDue();
+    const before = new Map(this.nodes.map((n) => [n.nodeId, n]));
     const out: DrainProgress[] = [];
     for (const state of draining) {
       const id = state.row.id;
-      const left = await ctx
-        .db('chunk_replicas as r')
-        .join('chunks as c', 'c.id', 'r.chunk_id')
-        .where('r.node_id', id)
-        .first(ctx.db.raw('count(*) as n'), ctx.db.raw('coalesce(sum(c.size), 0) as bytes'));
-      const replicasLeft = Number(left?.n ?? 0);
-      const bytesLeft = Number(left?.bytes ?? 0);
-      const done = replicasLeft === 0;
-      out.push({ nodeId: id, replicasLeft, bytesLeft, done });
+      const holds = await ctx.db('chunk_replicas').where('node_id', id).first('chunk_id');
+      let left = { replicasLeft: 0, bytesLeft: 0 };
+      if (holds) left = recount || !before.has(id) ? await this.left(id) : before.get(id)!;
+      const done = !holds;
+      out.push({ nodeId: id, ...left, done });
       if (done && !this.completed.has(id)) {
         this.completed.add(id);
         await ctx
@@ -45,5 +45,15 @@ export class DrainTracker {
     meter.queued = out.reduce((a, n) => a + n.replicasLeft, 0);
     meter.queuedBytes = out.reduce((a, n) => a + n.bytesLeft, 0);
     meter.lastPassAt = Date.now();
+  }
+
+  /** The node's replicas and their bytes: its own index range, a size lookup per replica. */
+  private async left(nodeId: string): Promise<{ replicasLeft: number; bytesLeft: number }> {
+    const res = await this.ctx.db.raw(
+      `select count(*) as n, coalesce(sum((select c.size from chunks c where c.id = r.chunk_id)), 0) as bytes
+         from chunk_replicas r where r.node_id = ?`,
+      [nodeId],
+    );
+    return { replicasLeft: Number(res.rows[0].n), bytesLeft: Number(res.rows[0].bytes) };
   }
 }

@@ -3,7 +3,8 @@
 // them finish first). Their bytes are deleted from every node that has a replica row; a node that
 // cannot be reached makes the chunk wait (backoff through not_before/attempts). Rows go last: the
 // replica row after its bytes, the chunk and queue rows when no replica is left.
-import { classify, eachLimit, type HealContext } from './context.js';
+import type { Knex } from 'knex';
+import { classify, eachLimit, type HealContext, queueSize } from './context.js';
 
 /** Queue rows handled per pass. */
 export const GC_BATCH = 500;
@@ -24,32 +25,58 @@ interface QueueRow {
   attempts: number;
 }
 
-export async function gcPass(ctx: HealContext): Promise<void> {
-  const meter = ctx.meters.gc;
-  const rows: QueueRow[] = await ctx
-    .db('delete_queue')
-    .where('not_before', '<=', new Date())
+/** Where the walk of the delete queue is: (enqueued_at as the database prints it, id). */
+export interface GcCursor {
+  at: string;
+  id: string;
+}
+
+/**
+ * Queue rows past the grace period and not waiting for a retry, after `cursor` in (enqueued_at, id)
+ * order: a range scan of that index from the cursor up to the grace boundary, so neither the young
+ * rows nor the ones waiting for a retry are read again by every pass.
+ */
+export function gcPage(db: Knex, graceMs: number, cursor: GcCursor | undefined, limit: number) {
+  const q = db('delete_queue')
     // The database's clock, as enqueued_at is: no skew between the gateway's and the manager's.
-    .whereRaw("enqueued_at <= now() - (? * interval '1 millisecond')", [ctx.config.gcGraceMs])
-    .orderBy('not_before')
-    .limit(GC_BATCH)
-    .select('id', 'chunk_id', 'attempts');
-  await eachLimit(rows, GC_CONCURRENCY, async (row) => {
-    try {
-      await collectOne(ctx, row);
-    } catch (err) {
-      meter.fail();
-      ctx.log.warn({ err, chunkId: row.chunk_id }, 'garbage collection of a chunk failed');
-      await retryLater(ctx, row);
-    }
-  });
-  const left = await ctx
-    .db('delete_queue as q')
-    .leftJoin('chunks as c', 'c.id', 'q.chunk_id')
-    .first(ctx.db.raw('count(*) as n'), ctx.db.raw('coalesce(sum(c.size), 0) as bytes'));
-  meter.queued = Number(left?.n ?? 0);
-  meter.queuedBytes = Number(left?.bytes ?? 0);
-  meter.lastPassAt = Date.now();
+    .whereRaw("enqueued_at <= now() - (? * interval '1 millisecond')", [graceMs])
+    .where('not_before', '<=', db.fn.now())
+    .orderBy(['enqueued_at', 'id'])
+    .limit(limit)
+    .select('id', 'chunk_id', 'attempts', db.raw('enqueued_at::text as at'));
+  if (cursor) q.whereRaw('(enqueued_at, id) > (?::timestamptz, ?)', [cursor.at, cursor.id]);
+  return q;
+}
+
+export class GarbageCollector {
+  private cursor: GcCursor | undefined;
+
+  constructor(private readonly ctx: HealContext) {}
+
+  async pass(): Promise<void> {
+    const { ctx } = this;
+    const meter = ctx.meters.gc;
+    const rows: (QueueRow & { at: string })[] = await gcPage(
+      ctx.db,
+      ctx.config.gcGraceMs,
+      this.cursor,
+      GC_BATCH,
+    );
+    // A short page reached the grace boundary: the next pass starts over, for the rows that waited.
+    const last = rows.at(-1);
+    this.cursor = rows.length < GC_BATCH || !last ? undefined : { at: last.at, id: String(last.id) };
+    await eachLimit(rows, GC_CONCURRENCY, async (row) => {
+      try {
+        await collectOne(ctx, row);
+      } catch (err) {
+        meter.fail();
+        ctx.log.warn({ err, chunkId: row.chunk_id }, 'garbage collection of a chunk failed');
+        await retryLater(ctx, row);
+      }
+    });
+    if (meter.recountDue()) Object.assign(meter, await queueSize(ctx, 'delete_queue'));
+    meter.lastPassAt = Date.now();
+  }
 }
 
 async function collectOne(ctx: HealContext, row: QueueRow): Promise<void> {
@@ -89,6 +116,7 @@ async function collectOne(ctx: HealContext, row: QueueRow): Promise<void> {
     await trx('delete_queue').where({ id: row.id }).delete();
   });
   ctx.meters.gc.record(Number(chunk.size));
+  ctx.meters.gc.consume(Number(chunk.size));
 }
 
 async function retryLater(ctx: HealContext, row: QueueRow): Promise<void> {

@@ -1,6 +1,7 @@
 // The healing scheduler: one loop in the manager, one pass at a time, each pass bounded in work:
-// GC → leftovers of failed writes → repair (fewest replicas first; drains too) → rebalance slice → inventory walk → scrub slice
-// → drain bookkeeping. No DB transaction is held across network I/O (PGlite has one connection).
+// GC → leftovers of failed writes → reconcile page (the repair queue's safety net) → repair from the
+// queue (fewest replicas first; drains too) → rebalance slice → inventory walk → scrub slice → drain
+// bookkeeping. No DB transaction is held across network I/O (PGlite has one connection).
 import http from 'node:http';
 import type { Knex } from 'knex';
 import type { Registry } from 'prom-client';
@@ -10,12 +11,13 @@ import type { Monitor } from '../monitor.js';
 import { type HealContext, NodeClients } from './context.js';
 import { DrainTracker } from './drain.js';
 import { type FsckReport, fsck } from './fsck.js';
-import { gcPass } from './gc.js';
+import { GarbageCollector } from './gc.js';
 import { InventoryWalker } from './inventory.js';
 import { leftoversPass } from './leftovers.js';
 import { type HealingProgress, newMeters, registerHealingMetrics } from './progress.js';
 import { Rebalancer } from './rebalance.js';
-import { repairPass } from './repair.js';
+import { Reconciler } from './reconcile.js';
+import { Repairer } from './repair.js';
 import { Scrubber } from './scrub.js';
 import { Throttle } from './throttle.js';
 
@@ -46,6 +48,9 @@ export class Healer {
   private readonly inventory: InventoryWalker;
   private readonly scrubber: Scrubber;
   private readonly drains: DrainTracker;
+  private readonly gc: GarbageCollector;
+  private readonly repairer: Repairer;
+  private readonly reconciler: Reconciler;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private again = false;
@@ -72,6 +77,9 @@ export class Healer {
     this.inventory = new InventoryWalker(this.ctx);
     this.scrubber = new Scrubber(this.ctx);
     this.drains = new DrainTracker(this.ctx);
+    this.gc = new GarbageCollector(this.ctx);
+    this.repairer = new Repairer(this.ctx);
+    this.reconciler = new Reconciler(this.ctx);
     if (opts.registry) registerHealingMetrics(opts.registry, () => this.progress());
   }
 
@@ -87,10 +95,14 @@ export class Healer {
     this.agent.destroy();
   }
 
-  /** Starts a pass now (or right after the running one); a full inventory walk comes with it. */
+  /**
+   * Starts a pass now (or right after the running one); a full inventory walk and reconcile walk
+   * come with it.
+   */
   kick(): PassInfo {
     this.inventory.markAllDue();
     this.rebalancer.restart();
+    this.reconciler.restart();
     if (this.running) {
       this.again = true;
       return { passId: this.passes + 1, running: true, queued: true };
@@ -161,9 +173,10 @@ export class Healer {
   private async pass(): Promise<void> {
     const started = Date.now();
     const steps: [string, () => Promise<void>][] = [
-      ['gc', () => gcPass(this.ctx)],
+      ['gc', () => this.gc.pass()],
       ['leftovers', () => leftoversPass(this.ctx)],
-      ['repair', () => repairPass(this.ctx)],
+      ['reconcile', () => this.reconciler.pass()],
+      ['repair', () => this.repairer.pass()],
       ['rebalance', () => this.rebalancer.pass()],
       ['inventory', () => this.inventory.pass()],
       ['scrub', () => this.scrubber.pass()],

@@ -7,6 +7,7 @@
 //   remove them if surplus;
 // - lost replicas: rows whose file is not on the node (a wiped volume) → confirmed by HEAD, then
 //   the row is dropped and repair copies the chunk again.
+import { enqueueRepair } from '../../lib/repair-queue.js';
 import { classify, eachLimit, type HealContext } from './context.js';
 
 /** Inventory entries per request: the node's own default page. */
@@ -146,6 +147,7 @@ export class InventoryWalker {
       const info = await client.head(r.chunk_id);
       if (info) return; // written after the listing was taken
       await db('chunk_replicas').where({ chunk_id: r.chunk_id, node_id: nodeId, state: 'ok' }).delete();
+      await enqueueRepair(db, [r.chunk_id], `copy on ${nodeId} missing from its node`);
       ctx.meters.scrub.lostFound += 1;
       ctx.log.warn({ chunkId: r.chunk_id, nodeId }, 'replica missing from its node; dropped for repair');
     });

@@ -5,6 +5,12 @@ import { Gauge, type Registry } from 'prom-client';
 
 /** Long enough to smooth per-chunk steps, short enough that a stalled activity shows 0 B/s soon. */
 const RATE_WINDOW_MS = 10_000;
+/**
+ * A queue is counted again at most this often: a count reads the whole queue (its cost follows the
+ * work waiting, not the data stored, but a million queued rows every pass would still be a waste);
+ * in between, consume() moves the figures as items finish.
+ */
+export const RECOUNT_MS = 5000;
 
 export type Activity = 'repair' | 'rebalance' | 'drain' | 'gc' | 'scrub';
 export const ACTIVITIES: Activity[] = ['repair', 'rebalance', 'drain', 'gc', 'scrub'];
@@ -51,6 +57,7 @@ export class ActivityMeter {
   failed = 0;
   bytes = 0;
   lastPassAt: number | null = null;
+  private countedAt = 0;
   private window: { at: number; bytes: number; items: number }[] = [];
 
   record(bytes: number, items = 1): void {
@@ -61,6 +68,13 @@ export class ActivityMeter {
 
   fail(): void {
     this.failed += 1;
+  }
+
+  /** True when the queue is due for a recount (and from now on counted as just done). */
+  recountDue(now = Date.now()): boolean {
+    if (now - this.countedAt < RECOUNT_MS) return false;
+    this.countedAt = now;
+    return true;
   }
 
   /** Lowers the queue as work completes between two scans, so the ETA moves in between. */

@@ -1,16 +1,16 @@
 // Repair: chunks with fewer than R counting replicas (see context.ts), corrupt replicas, replicas
-// on draining nodes. One function, reconcileChunk, brings a chunk to its target state in the order
+// on draining nodes, taken from the repair queue (lib/repair-queue.ts). One function, reconcileChunk, brings a chunk to its target state in the order
 // the invariants demand: drop bad copies → copy from a good replica to the ring's choice (the
 // target node verifies the sha256) → record the new replica → only then delete surplus ones.
 import { pipeline } from 'node:stream/promises';
+import { enqueueRepair } from '../../lib/repair-queue.js';
 import type { Ring } from '../../lib/ring.js';
 import {
   classify,
-  countingNodeIds,
   eachLimit,
   type HealContext,
-  inList,
   isForeignKeyViolation,
+  queueSize,
   type ReplicaClass,
 } from './context.js';
 import type { Activity } from './progress.js';
@@ -64,63 +64,171 @@ export async function withReplicas(
   }));
 }
 
+/** Replicas of a lost or draining node queued per pass: a big node is swept over several passes. */
+const SWEEP_PAGE = 5000;
 /**
- * Live chunks needing repair, fewest counting replicas first: under R counting replicas, or with
- * a replica that is not ok. `count` is how many there are in all (for progress).
+ * A chunk that could not be repaired (no copy left to read, no node to copy to, a node that cannot
+ * be asked) is tried again after this, doubling per attempt up to the max: it must not take a
+ * batch's place every pass, nor wait long once the cluster can heal it.
  */
-export async function repairCandidates(
-  ctx: HealContext,
-  limit: number,
-): Promise<{ chunks: ChunkWork[]; count: number; bytes: number }> {
-  const now = Date.now();
-  const counting = inList(countingNodeIds(ctx, now));
-  // Chunks with no readable replica cannot be repaired now; they go last so they never crowd out
-  // the batch of those that can.
-  const readable = inList([...ctx.monitor.nodes.keys()].filter((id) => classify(ctx, id, now) !== 'lost'));
-  const inner = `select c.id, c.size, c.sha256,
-        count(r.node_id) filter (where r.state = 'ok' and r.node_id in ${counting.sql}) as counted,
-        count(r.node_id) filter (where r.state = 'ok' and r.node_id in ${readable.sql}) as readable,
-        count(r.node_id) filter (where r.state <> 'ok') as bad
-      from chunks c left join chunk_replicas r on r.chunk_id = c.id
-     where c.object_id is not null or c.part_id is not null
-     group by c.id`;
-  const where = 'where t.counted < ? or t.bad > 0';
-  const bindings = [...counting.bindings, ...readable.bindings, ctx.replication];
-  const rows = await ctx.db.raw(
-    `select t.id, t.size, t.sha256 from (${inner}) t ${where}
-      order by (t.readable = 0 and t.bad = 0), t.counted, t.id limit ?`,
-    [...bindings, limit],
-  );
-  const total = await ctx.db.raw(
-    `select count(*) as n, coalesce(sum(t.size), 0) as bytes from (${inner}) t ${where}`,
-    bindings,
-  );
-  return {
-    chunks: await withReplicas(ctx, rows.rows),
-    count: Number(total.rows[0].n),
-    bytes: Number(total.rows[0].bytes),
-  };
+const REPAIR_RETRY_MS_FIRST = 1000;
+const REPAIR_RETRY_MS_MAX = 300_000;
+
+interface QueueRow {
+  chunk_id: string;
+  version: number;
+  attempts: number;
 }
 
-/** One repair pass: the most endangered chunks first, a bounded batch, a bounded concurrency. */
-export async function repairPass(ctx: HealContext): Promise<void> {
-  const meter = ctx.meters.repair;
-  const { chunks, count, bytes } = await repairCandidates(ctx, REPAIR_BATCH);
-  meter.queued = count;
-  meter.queuedBytes = bytes;
-  const ring = ctx.monitor.ring();
-  await eachLimit(chunks, ctx.config.repairConcurrency, async (chunk) => {
-    // A stopping manager must not wait for a whole (throttled) batch; the next manager resumes it.
-    if (ctx.stopping()) return;
-    const draining = chunk.replicas.some((r) => classify(ctx, r.nodeId) === 'draining');
-    try {
-      await reconcileChunk(ctx, chunk, ring, { rebalance: false, activity: draining ? 'drain' : 'repair' });
-    } catch (err) {
-      meter.fail();
-      ctx.log.warn({ err, chunkId: chunk.id }, 'repair of a chunk failed; retried next pass');
+/**
+ * Nothing left for repair to do: R counting ok replicas (see ReplicaClass), none bad, none on a
+ * draining node. Surplus copies are rebalance's.
+ */
+export function isWhole(ctx: HealContext, chunk: ChunkWork, now = Date.now()): boolean {
+  let counted = 0;
+  for (const r of chunk.replicas) {
+    if (r.state !== 'ok') return false;
+    const c = classify(ctx, r.nodeId, now);
+    if (c === 'draining') return false;
+    if (c === 'up' || c === 'grace') counted += 1;
+  }
+  return counted >= ctx.replication;
+}
+
+/**
+ * Repair from the repair queue (migration 008): the fewest copies left first, a bounded batch, a
+ * bounded concurrency. Nodes that went lost (down past the grace) or draining since the last pass
+ * have their chunks queued first, a page per pass, from their own index range.
+ */
+export class Repairer {
+  /** Per lost or draining node: the last chunk id queued, null once all are. */
+  private readonly sweeps = new Map<string, { cls: ReplicaClass; after: string | null }>();
+
+  constructor(private readonly ctx: HealContext) {}
+
+  async pass(): Promise<void> {
+    const { ctx } = this;
+    const meter = ctx.meters.repair;
+    const swept = await this.sweep();
+    if (swept || meter.recountDue()) Object.assign(meter, await queueSize(ctx, 'repair_queue'));
+    const rows = await this.due(REPAIR_BATCH);
+    const ring = ctx.monitor.ring();
+    const byId = new Map(rows.map((r) => [r.chunk_id, r]));
+    const live: { id: string; size: string; sha256: string }[] =
+      rows.length === 0
+        ? []
+        : await ctx
+            .db('chunks')
+            .whereIn('id', [...byId.keys()])
+            .where((b) => b.whereNotNull('object_id').orWhereNotNull('part_id'))
+            .select('id', 'size', 'sha256');
+    // Queued, then detached before its repair: nothing to repair (GC takes the chunk and the row).
+    const liveIds = new Set(live.map((c) => c.id));
+    for (const r of rows) if (!liveIds.has(r.chunk_id)) await this.done(r, 0);
+    const tried: { chunk: ChunkWork; copied: number }[] = [];
+    await eachLimit(await withReplicas(ctx, live), ctx.config.repairConcurrency, async (chunk) => {
+      // A stopping manager must not wait for a whole (throttled) batch; the next manager resumes it.
+      if (ctx.stopping()) return;
+      const draining = chunk.replicas.some((r) => classify(ctx, r.nodeId) === 'draining');
+      let copied = 0;
+      try {
+        const activity = draining ? 'drain' : 'repair';
+        copied = (await reconcileChunk(ctx, chunk, ring, { rebalance: false, activity })).copied;
+      } catch (err) {
+        meter.fail();
+        ctx.log.warn({ err, chunkId: chunk.id }, 'repair of a chunk failed; retried later');
+      }
+      tried.push({ chunk, copied });
+    });
+    // Whole now: out of the queue. Not yet: tried again later, unless news came in meanwhile.
+    const now = Date.now();
+    const after = new Map(
+      (
+        await withReplicas(
+          ctx,
+          tried.map((t) => t.chunk),
+        )
+      ).map((c) => [c.id, c]),
+    );
+    for (const { chunk, copied } of tried) {
+      const row = byId.get(chunk.id)!;
+      if (isWhole(ctx, after.get(chunk.id)!, now)) await this.done(row, copied === 0 ? chunk.size : 0);
+      else await this.retryLater(row);
     }
-  });
-  meter.lastPassAt = Date.now();
+    meter.lastPassAt = Date.now();
+  }
+
+  /**
+   * Queues the chunks of nodes that are lost or draining, SWEEP_PAGE replicas per node per pass;
+   * true if any were queued. A node that comes back (or a manager that restarts) sweeps anew.
+   */
+  private async sweep(): Promise<boolean> {
+    const { ctx } = this;
+    const now = Date.now();
+    let queued = false;
+    for (const id of ctx.monitor.nodes.keys()) {
+      const cls = classify(ctx, id, now);
+      if (cls !== 'lost' && cls !== 'draining') {
+        this.sweeps.delete(id);
+        continue;
+      }
+      let sweep = this.sweeps.get(id);
+      if (!sweep || sweep.cls !== cls) {
+        sweep = { cls, after: '' };
+        this.sweeps.set(id, sweep);
+      }
+      if (sweep.after === null) continue;
+      const page: string[] = await ctx
+        .db('chunk_replicas')
+        .where('node_id', id)
+        .andWhere('chunk_id', '>', sweep.after)
+        .orderBy('chunk_id')
+        .limit(SWEEP_PAGE)
+        .pluck('chunk_id');
+      const why = cls === 'lost' ? `node ${id} down past the repair grace` : `node ${id} draining`;
+      await enqueueRepair(ctx.db, page, why);
+      sweep.after = page.length < SWEEP_PAGE ? null : page[page.length - 1];
+      queued ||= page.length > 0;
+    }
+    for (const id of this.sweeps.keys()) if (!ctx.monitor.nodes.has(id)) this.sweeps.delete(id);
+    return queued;
+  }
+
+  /**
+   * Due rows, fewest copies left first: one range of the (priority, not_before) index per priority,
+   * so rows waiting for a retry are never read past.
+   */
+  private async due(limit: number): Promise<QueueRow[]> {
+    const { db } = this.ctx;
+    const R = this.ctx.replication;
+    const rows: QueueRow[] = [];
+    for (let p = 0; p <= R && rows.length < limit; p++) {
+      const q = db('repair_queue')
+        .where('not_before', '<=', db.fn.now())
+        .orderBy(['priority', 'not_before'])
+        .limit(limit - rows.length)
+        .select('chunk_id', 'version', 'attempts');
+      // R copies or more: queued for a bad or draining replica, all in the last range.
+      if (p < R) q.where('priority', p);
+      else q.where('priority', '>=', R);
+      rows.push(...(await q));
+    }
+    return rows;
+  }
+
+  /** Out of the queue, unless queued again since it was taken; `bytes` left the queue uncopied. */
+  private async done(row: QueueRow, bytes: number): Promise<void> {
+    await this.ctx.db('repair_queue').where({ chunk_id: row.chunk_id, version: row.version }).delete();
+    if (bytes > 0) this.ctx.meters.repair.consume(bytes);
+  }
+
+  private async retryLater(row: QueueRow): Promise<void> {
+    const delay = Math.min(REPAIR_RETRY_MS_MAX, REPAIR_RETRY_MS_FIRST * 2 ** Math.min(row.attempts, 30));
+    await this.ctx
+      .db('repair_queue')
+      .where({ chunk_id: row.chunk_id, version: row.version })
+      .update({ attempts: row.attempts + 1, not_before: new Date(Date.now() + delay) });
+  }
 }
 
 /**
@@ -276,6 +384,7 @@ async function copyReplica(
           .db('chunk_replicas')
           .where({ chunk_id: chunk.id, node_id: source })
           .update({ state: 'corrupt' });
+        await enqueueRepair(ctx.db, [chunk.id], `copy on ${source} vanished`);
       }
       continue;
     }

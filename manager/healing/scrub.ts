@@ -5,7 +5,9 @@
 // vanished replica is marked corrupt and repair replaces it.
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Knex } from 'knex';
 import type { NodeClient } from '../../lib/node-client.js';
+import { enqueueRepair } from '../../lib/repair-queue.js';
 import { classify, type HealContext } from './context.js';
 
 /** Replicas fetched from metadata at a time. */
@@ -15,8 +17,40 @@ const SCRUB_BURST_MS = 5000;
 /** The node quarantines a bad chunk just after the failed read; give the rename this long. */
 const QUARANTINE_SETTLE_MS = 200;
 
+export interface ScrubCursor {
+  chunkId: string;
+  nodeId: string;
+}
+
+interface ScrubRow {
+  chunk_id: string;
+  node_id: string;
+  size: string;
+  sha256: string;
+}
+
+/**
+ * The ok replicas after `cursor` in (chunk_id, node_id) order: a range scan of the primary key from
+ * the cursor (a row-value comparison is one index condition; an OR of two is a filter over the
+ * index from its start). The page is cut before it meets `chunks`, or a merge join walks that table
+ * from its start as well.
+ */
+export function scrubPage(db: Knex, cursor: ScrubCursor | undefined, limit: number): Knex.QueryBuilder {
+  const page = db('chunk_replicas')
+    .where('state', 'ok')
+    .orderBy(['chunk_id', 'node_id'])
+    .limit(limit)
+    .select('chunk_id', 'node_id');
+  if (cursor) page.whereRaw('(chunk_id, node_id) > (?, ?)', [cursor.chunkId, cursor.nodeId]);
+  return db
+    .from(page.as('p'))
+    .join('chunks as c', 'c.id', 'p.chunk_id')
+    .orderBy(['p.chunk_id', 'p.node_id'])
+    .select('p.chunk_id', 'p.node_id', 'c.size', 'c.sha256');
+}
+
 export class Scrubber {
-  private cursor: { chunkId: string; nodeId: string } | undefined;
+  private cursor: ScrubCursor | undefined;
   private credit = 0;
   private lastAt = Date.now();
 
@@ -30,25 +64,7 @@ export class Scrubber {
     this.credit = Math.min(this.credit + (rate * (now - this.lastAt)) / 1000, (rate * SCRUB_BURST_MS) / 1000);
     this.lastAt = now;
     while (this.credit > 0) {
-      const q = ctx
-        .db('chunk_replicas as r')
-        .join('chunks as c', 'c.id', 'r.chunk_id')
-        .where('r.state', 'ok')
-        .orderBy([
-          { column: 'r.chunk_id', order: 'asc' },
-          { column: 'r.node_id', order: 'asc' },
-        ])
-        .limit(SCRUB_PAGE)
-        .select('r.chunk_id', 'r.node_id', 'c.size', 'c.sha256');
-      const cur = this.cursor;
-      if (cur) {
-        q.andWhere((b) =>
-          b
-            .where('r.chunk_id', '>', cur.chunkId)
-            .orWhere((b2) => b2.where('r.chunk_id', cur.chunkId).andWhere('r.node_id', '>', cur.nodeId)),
-        );
-      }
-      const rows: { chunk_id: string; node_id: string; size: string; sha256: string }[] = await q;
+      const rows: ScrubRow[] = await scrubPage(ctx.db, this.cursor, SCRUB_PAGE);
       if (rows.length === 0) {
         this.cursor = undefined; // a full cycle is done; start over
         ctx.meters.scrub.queued = 0;
@@ -74,6 +90,7 @@ export class Scrubber {
     if (verdict !== 'corrupt') return;
     ctx.meters.scrub.corruptFound += 1;
     await ctx.db('chunk_replicas').where({ chunk_id: chunkId, node_id: nodeId }).update({ state: 'corrupt' });
+    await enqueueRepair(ctx.db, [chunkId], `scrub found the copy on ${nodeId} bad`);
     ctx.log.warn({ chunkId, nodeId }, 'scrub found a bad replica; marked corrupt for repair');
   }
 }

@@ -28,6 +28,8 @@ for (const engine of engines()) {
         'upload_parts',
         'credentials',
         'delete_queue',
+        'repair_queue',
+        'cluster_counters',
         'settings',
       ]) {
         expect(await t.db.schema.hasTable(table), table).to.equal(true);

@@ -196,6 +196,8 @@ describe(`manager with the process runtime (${engine.name})`, function () {
       .db('chunks')
       .insert({ id: 'ab'.repeat(16), object_id: obj.id, seq: 0, offset: 0, size: 1, sha256: 'x' });
     await t.db('chunk_replicas').insert({ chunk_id: 'ab'.repeat(16), node_id: id });
+    // As a gateway commits a write that landed on fewer than R nodes: queued for repair with it.
+    await t.db('repair_queue').insert({ chunk_id: 'ab'.repeat(16), priority: 1, reason: 'short write' });
     const r = await json(`/api/nodes/${id}`, { method: 'DELETE' });
     expect(r.status).to.equal(409);
     expect(r.body.error.message).to.match(/only healthy copy of 1 chunk/);

@@ -173,6 +173,10 @@ describe('never silently less safe (process runtime, PGlite)', function () {
       const short = await h.shortChunks();
       expect(short).to.be.greaterThan(0); // the refused copies
       expect((await h.cluster()).underReplicatedChunks).to.equal(short);
+      // Each short write queued exactly its own chunks for repair, with the copies it has left.
+      const queued = await h.c.db('repair_queue').select('priority');
+      expect(queued.length).to.equal(short);
+      expect(queued.every((q: { priority: number }) => q.priority === 2)).to.equal(true);
       // One pass, asked for: with the refuser first in line, the copies must go to the next node.
       await h.api('/api/repair', { method: 'POST' });
       await h.c.manager.healer.settled();

@@ -1,6 +1,7 @@
 // Proves the placement ring on 3–50 nodes: deterministic, balanced (max/mean ≤ 1.10), minimal
 // movement when a node joins, weight-proportional, R distinct nodes in distinct zones, and that
-// only up nodes take new chunks.
+// only up nodes take new chunks; a rebuild after a status change or a join hashes nothing it has
+// hashed before, and yields the ring a fresh build of that snapshot would.
 import { expect } from 'chai';
 import { newChunkId } from '../../lib/ids.js';
 import { type NodeStatus, Ring, type RingNode, type RingSnapshot, ringBalance } from '../../lib/ring.js';
@@ -151,5 +152,40 @@ describe('ring', () => {
     for (const id of ids) ring.place(id);
     const perCallUs = Number(process.hrtime.bigint() - t0) / 1000 / ids.length;
     expect(perCallUs).to.be.lessThan(20);
+  });
+
+  it('rebuilds after a status change or a join without hashing again, to the same ring', function () {
+    this.timeout(30_000);
+    const list = nodes(400, { prefix: 'rebuild' });
+    new Ring(snapshot(list)); // hashes every vnode once
+    const flapped = list.map((n, i) => (i === 7 ? { ...n, status: 'down' as NodeStatus } : n));
+    let t0 = performance.now();
+    const a = new Ring(snapshot(flapped, 3, 2));
+    // A status change moves no vnode: nothing to hash or sort (a fresh build here takes about 1 s).
+    expect(performance.now() - t0).to.be.lessThan(50);
+    const grown = [...list, ...nodes(1, { prefix: 'rebuild-new' })];
+    t0 = performance.now();
+    const b = new Ring(snapshot(grown, 3, 3));
+    expect(performance.now() - t0).to.be.lessThan(500);
+    // The same snapshots again, after the cache served other layouts: identical placements.
+    const a2 = new Ring(
+      snapshot(
+        flapped.map((n) => ({ ...n })),
+        3,
+        2,
+      ),
+    );
+    const b2 = new Ring(
+      snapshot(
+        grown.map((n) => ({ ...n })),
+        3,
+        3,
+      ),
+    );
+    for (const id of ids.slice(0, 2000)) {
+      expect(a.place(id).map((n) => n.id)).to.deep.equal(a2.place(id).map((n) => n.id));
+      expect(b.place(id).map((n) => n.id)).to.deep.equal(b2.place(id).map((n) => n.id));
+      expect(a.place(id).map((n) => n.id)).to.not.include('rebuild-007');
+    }
   });
 });
