@@ -128,6 +128,8 @@ export class Ring {
   private readonly byId = new Map<string, RingNode>();
   private readonly positions: Uint32Array;
   private readonly owners: Uint16Array;
+  /** Distinct hosts (addresses) among the nodes: placement spreads over hosts when there are several. */
+  private readonly hostCount: number;
 
   constructor(snapshot: RingSnapshot) {
     this.version = snapshot.version;
@@ -135,6 +137,7 @@ export class Ring {
     this.nodes = snapshot.nodes.filter((n) => n.status !== 'removed').sort((a, b) => cmp(a.id, b.id));
     if (this.nodes.length > 0xffff) throw new Error('ring: too many nodes');
     for (const n of this.nodes) this.byId.set(n.id, n);
+    this.hostCount = new Set(this.nodes.map((n) => n.host)).size;
     const layout = layoutOf(this.nodes);
     this.positions = layout.positions;
     this.owners = layout.owners;
@@ -195,6 +198,13 @@ export class Ring {
     return result;
   }
 
+  /**
+   * The failure domains, widest first: a copy goes to a node whose zone and host hold none yet;
+   * short of such nodes, to a new host (a zone holding one), then to a new zone (a host holding
+   * one), then to any node left, each in ring order. A host is a node's address: nodes of one
+   * machine share it, so three copies land on one machine only when there is no other. A cluster
+   * on one host without zones places exactly as a plain ring walk.
+   */
   private walk(chunkId: string, count: number, explain: boolean, writable: boolean): Placement {
     const chosen: RingNode[] = [];
     const skipped: { node: RingNode; reason: string }[] = [];
@@ -203,6 +213,14 @@ export class Ring {
     const seen = new Uint8Array(this.nodes.length);
     let seenCount = 0;
     const zones = new Set<string>();
+    const hosts = new Set<string>();
+    const newZone = (node: RingNode) => node.zone === null || !zones.has(node.zone);
+    const take = (node: RingNode) => {
+      chosen.push(node);
+      // On a single host there is no other to prefer: the walk stops at `count` nodes as before.
+      if (this.hostCount > 1) hosts.add(node.host);
+      if (node.zone !== null) zones.add(node.zone);
+    };
     const deferred: RingNode[] = [];
     const start = lowerBound(this.positions, chunkPosition(chunkId));
     for (let step = 0; step < n && chosen.length < count && seenCount < this.nodes.length; step++) {
@@ -216,17 +234,33 @@ export class Ring {
       } else if (writable && node.full) {
         if (explain)
           skipped.push({ node, reason: 'full: free space is below the reserve (S3DFS_NODE_FREE_RESERVE)' });
-      } else if (node.zone !== null && zones.has(node.zone)) {
-        deferred.push(node);
+      } else if (newZone(node) && !hosts.has(node.host)) {
+        take(node);
       } else {
-        chosen.push(node);
-        if (node.zone !== null) zones.add(node.zone);
+        deferred.push(node);
       }
     }
-    // Fewer zones than replicas: fall back to nodes in zones that already hold a copy.
-    for (const node of deferred) {
-      if (chosen.length < count) chosen.push(node);
-      else if (explain) skipped.push({ node, reason: `zone ${node.zone} already holds a replica` });
+    // Fewer hosts or zones than replicas: fall back a domain at a time.
+    const fallbacks: ((node: RingNode) => boolean)[] = [
+      (node) => !hosts.has(node.host),
+      newZone,
+      () => true,
+    ];
+    const left = new Set(deferred);
+    for (const allowed of fallbacks) {
+      for (const node of deferred) {
+        if (chosen.length >= count) break;
+        if (left.has(node) && allowed(node)) {
+          take(node);
+          left.delete(node);
+        }
+      }
+    }
+    if (explain) {
+      for (const node of left) {
+        const why = hosts.has(node.host) ? `host ${node.host}` : `zone ${node.zone}`;
+        skipped.push({ node, reason: `${why} already holds a replica` });
+      }
     }
     return { chosen, skipped };
   }

@@ -188,4 +188,42 @@ describe('ring', () => {
       expect(a.place(id).map((n) => n.id)).to.not.include('rebuild-007');
     }
   });
+
+  describe('failure domains: hosts, then zones', () => {
+    /** `perHost` nodes on each of `hosts` machines (addresses 10.0.0.x), in `zones` zones if given. */
+    function onHosts(hosts: number, perHost: number, zones?: number): RingNode[] {
+      return nodes(hosts * perHost).map((n, i) => {
+        const h = Math.floor(i / perHost);
+        return { ...n, host: `10.0.0.${h + 1}`, zone: zones ? `z${h % zones}` : null };
+      });
+    }
+    const hostsOf = (list: RingNode[]) => new Set(list.map((n) => n.host)).size;
+
+    it('puts the replicas of every chunk on distinct hosts when there are enough', () => {
+      const ring = new Ring(snapshot(onHosts(3, 3)));
+      for (const id of ids.slice(0, 5000)) expect(hostsOf(ring.place(id)), id).to.equal(3);
+    });
+
+    it('uses every host there is when there are fewer hosts than replicas', () => {
+      const ring = new Ring(snapshot(onHosts(2, 3)));
+      for (const id of ids.slice(0, 5000)) {
+        const placed = ring.place(id);
+        expect(placed).to.have.length(3);
+        expect(hostsOf(placed), id).to.equal(2);
+      }
+    });
+
+    it('prefers distinct zones among distinct hosts, and explains a host passed over', () => {
+      const ring = new Ring(snapshot(onHosts(6, 2, 3)));
+      for (const id of ids.slice(0, 2000)) {
+        const placed = ring.place(id);
+        expect(new Set(placed.map((n) => n.zone)).size, id).to.equal(3);
+        expect(hostsOf(placed), id).to.equal(3);
+      }
+      const explained = new Ring(snapshot(onHosts(2, 3))).explain(ids[0]);
+      expect(explained.skipped.map((s) => s.reason).join('; ')).to.match(
+        /host 10\.0\.0\.\d already holds a replica/,
+      );
+    });
+  });
 });
