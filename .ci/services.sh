@@ -67,7 +67,11 @@ build_node_base_image() {
   root=$(mktemp -d)
   mkdir -p "$root/usr/local/bin" "$root/tmp" "$root/etc"
   cp "$(readlink -f "$(command -v node)")" "$root/usr/local/bin/node"
-  for lib in $(ldd "$(command -v node)" | grep -o '/[^ ]*'); do
+  # node's own libraries, and the rest of glibc's that prebuilt native addons link (@node-rs/crc32
+  # needs librt): what node:20-bookworm-slim, the image users build from, has anyway.
+  local extra
+  extra=$(ls /lib/x86_64-linux-gnu/{librt.so.1,libdl.so.2,libpthread.so.0,libgcc_s.so.1,libm.so.6} 2>/dev/null || true)
+  for lib in $(ldd "$(command -v node)" | grep -o '/[^ ]*') $extra; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done
