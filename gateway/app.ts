@@ -21,8 +21,12 @@ export interface AppDeps extends Gateway {
  */
 class S3App extends Koa {
   override listen(...args: unknown[]): Server {
-    const server = http.createServer(this.callback());
+    const handler = this.callback();
+    const server = http.createServer(handler);
     serveHalfClosed(server);
+    // Node answers an Expect other than 100-continue (an empty one too) with 417 itself unless
+    // someone listens here; S3 ignores such headers, so the request is served as any other.
+    server.on('checkExpectation', handler);
     return server.listen(...(args as Parameters<Server['listen']>));
   }
 }
@@ -50,6 +54,7 @@ export function createApp(deps: AppDeps): Koa {
     const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
     const rawQuery = q < 0 ? '' : rawUrl.slice(q + 1);
     let op = 'Unknown';
+    let subresource: string | undefined;
     let s3req: S3Request | undefined;
     // Set before the first await: the connection's clientError handler may need it any time.
     reading.set(koa.req.socket, { req: koa.req, res: koa.res });
@@ -65,6 +70,7 @@ export function createApp(deps: AppDeps): Koa {
         { domain: deps.config.domain },
       );
       op = s3req.op;
+      if (s3req.op === 'NotImplemented') subresource = s3req.subresource;
       const auth = await authenticate(
         { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, rawHeaders: koa.req.rawHeaders },
         { lookupSecret: deps.lookupSecret, region: deps.config.region },
@@ -106,8 +112,10 @@ export function createApp(deps: AppDeps): Koa {
         bytesIn: socket.bytesRead - readAtStart,
         bytesOut: socket.bytesWritten - writtenAtStart,
         ...(cut ? { cut: true } : {}),
+        ...(subresource !== undefined ? { subresource } : {}),
       };
-      if (line.status >= 500 && !clientGone) log.error(line, 'request');
+      // A 501 is a client asking for what s3dfs does not do, not a server failure: info, like a 4xx.
+      if (line.status >= 500 && line.status !== 501 && !clientGone) log.error(line, 'request');
       // By either side: a client gone mid-download, or a body storage could not finish.
       else if (cut) log.warn(line, 'request cut short');
       else log.info(line, 'request');

@@ -9,7 +9,15 @@ import {
   versioningConfigurationXml,
   xmlBodyBytesMax,
 } from '../s3/xml.js';
-import { decodeToken, encodeToken, ownerOf, type RequestCtx, requireBucket, sendXml } from './context.js';
+import {
+  decodeToken,
+  encodeToken,
+  header,
+  ownerOf,
+  type RequestCtx,
+  requireBucket,
+  sendXml,
+} from './context.js';
 
 // Bucket operations. https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
 
@@ -46,6 +54,8 @@ export async function listBuckets(r: RequestCtx): Promise<void> {
 
 export async function createBucket(r: RequestCtx, bucket: string): Promise<void> {
   validateBucketName(bucket);
+  if (header(r.headers, 'x-amz-bucket-object-lock-enabled')?.toLowerCase() === 'true')
+    throw new S3Error('NotImplemented', 'Object Lock is not supported.');
   const body = await readBodyBounded(r.koa.req, xmlBodyBytesMax);
   const { locationConstraint } = body.length > 0 ? await parseCreateBucketConfiguration(body) : {};
   const region = locationConstraint || r.gw.config.region || 'us-east-1';
@@ -54,13 +64,13 @@ export async function createBucket(r: RequestCtx, bucket: string): Promise<void>
   }
   if (!(await r.gw.meta.createBucket(bucket, r.auth.accessKey, region))) {
     const existing = await r.gw.meta.getBucket(bucket);
-    throw new S3Error(
-      existing?.owner === r.auth.accessKey ? 'BucketAlreadyOwnedByYou' : 'BucketAlreadyExists',
-      undefined,
-      {
+    const owned = existing?.owner === r.auth.accessKey;
+    // S3's legacy us-east-1 answer: creating a bucket you own there again succeeds and changes
+    // nothing (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html#API_CreateBucket_Errors).
+    if (!(owned && existing?.region === 'us-east-1'))
+      throw new S3Error(owned ? 'BucketAlreadyOwnedByYou' : 'BucketAlreadyExists', undefined, {
         extra: { BucketName: bucket },
-      },
-    );
+      });
   }
   r.koa.status = 200;
   r.koa.set('Location', `/${bucket}`);

@@ -9,7 +9,7 @@ import {
   headBucket,
   listBuckets,
 } from './buckets.js';
-import { currentVersionOnly, header, type RequestCtx } from './context.js';
+import { currentVersionOnly, header, type RequestCtx, requireBucket } from './context.js';
 import { listObjectsV1, listObjectsV2, listObjectVersions } from './listing.js';
 import {
   abortMultipartUpload,
@@ -94,6 +94,10 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
       return abortMultipartUpload(r, req);
     case 'ListParts':
       return listParts(r, req);
+    case 'NotImplemented':
+      // A missing bucket is NoSuchBucket first, as S3 answers it.
+      await requireBucket(r, req.bucket);
+      throw new S3Error('NotImplemented', req.message);
     default: {
       const never: never = req;
       throw new S3Error('NotImplemented', `unsupported operation ${(never as S3Request).op}`);

@@ -1,6 +1,7 @@
 // Parses an HTTP request once into the S3 operation it names (after Garage's api/s3/router.rs):
 // path-style and virtual-host addressing, percent-decoded bucket and key, typed query parameters.
-// Unknown subresources answer 501 NotImplemented, never a misleading 404.
+// Unknown subresources are the NotImplemented endpoint: answered 501 (never a misleading 404), but
+// only once the request is authenticated and its bucket found, as S3 checks those first.
 import type { IncomingHttpHeaders } from 'node:http';
 import { S3Error } from './errors.js';
 import { parseRawQuery, percentDecodeBytes } from './sigv4.js';
@@ -120,7 +121,8 @@ export type S3Request =
   | ({ op: 'UploadPartCopy'; uploadId: string; partNumber: number; source: CopySource } & K)
   | ({ op: 'CompleteMultipartUpload'; uploadId: string } & K)
   | ({ op: 'AbortMultipartUpload'; uploadId: string } & K)
-  | ({ op: 'ListParts'; uploadId: string; maxParts: number; partNumberMarker: number } & K);
+  | ({ op: 'ListParts'; uploadId: string; maxParts: number; partNumberMarker: number } & K)
+  | { op: 'NotImplemented'; bucket: string; query: Query; subresource?: string; message: string };
 
 export type S3Operation = S3Request['op'];
 
@@ -189,7 +191,7 @@ export function parseRequest(req: RouterRequest, opts: RouterOptions = {}): S3Re
     if (method === 'GET' || method === 'HEAD') return { op: 'ListBuckets', query };
     throw new S3Error('MethodNotAllowed');
   }
-  if (key === undefined) return bucketOp(method, bucket, query, req.headers);
+  if (key === undefined) return bucketOp(method, bucket, query);
   refuseNul(key, 'key');
   if (Buffer.byteLength(key, 'utf8') > keyBytesMax)
     throw new S3Error('KeyTooLongError', undefined, {
@@ -242,7 +244,7 @@ export function decodePath(raw: string): string {
   }
 }
 
-function bucketOp(method: string, bucket: string, query: Query, headers: IncomingHttpHeaders): S3Request {
+function bucketOp(method: string, bucket: string, query: Query): S3Request {
   const b = { bucket, query };
   const sub = subresourceOf(query);
   switch (method) {
@@ -278,8 +280,6 @@ function bucketOp(method: string, bucket: string, query: Query, headers: Incomin
     case 'PUT':
       if (sub === undefined) {
         validateBucketName(bucket);
-        if (headerString(headers['x-amz-bucket-object-lock-enabled'])?.toLowerCase() === 'true')
-          throw new S3Error('NotImplemented', 'Object Lock is not supported.');
         return { op: 'CreateBucket', ...b };
       }
       break;
@@ -292,7 +292,7 @@ function bucketOp(method: string, bucket: string, query: Query, headers: Incomin
     default:
       throw new S3Error('MethodNotAllowed');
   }
-  throw notImplemented(method, sub);
+  return notImplemented(method, b, sub);
 }
 
 function objectOp(
@@ -358,7 +358,7 @@ function objectOp(
     default:
       throw new S3Error('MethodNotAllowed');
   }
-  throw notImplemented(method, sub);
+  return notImplemented(method, k, sub);
 }
 
 /** The one subresource a request names; several together (e.g. ?uploadId&tagging) name none we have. */
@@ -369,13 +369,17 @@ function subresourceOf(query: Query): string | undefined {
   return subs.sort().join('&');
 }
 
-function notImplemented(method: string, sub: string | undefined): S3Error {
-  return new S3Error(
-    'NotImplemented',
-    sub === undefined
-      ? `${method} on this resource is not implemented.`
-      : `${method} ?${sub} is not implemented by this server.`,
-  );
+function notImplemented(method: string, b: B, sub: string | undefined): S3Request {
+  return {
+    op: 'NotImplemented',
+    bucket: b.bucket,
+    query: b.query,
+    subresource: sub,
+    message:
+      sub === undefined
+        ? `${method} on this resource is not implemented.`
+        : `${method} ?${sub} is not implemented by this server.`,
+  };
 }
 
 function listV1(b: B): S3Request {
@@ -422,11 +426,8 @@ function listV2(b: B): S3Request {
     throw new S3Error('InvalidArgument', 'Invalid List Type specified in Request', {
       extra: { ArgumentName: 'list-type', ArgumentValue: q['list-type'] },
     });
-  const token = q['continuation-token'];
-  if (token === '')
-    throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', {
-      extra: { ArgumentName: 'continuation-token' },
-    });
+  // An empty token is a listing from the start, as S3 (and SDK paginators' first pages) have it.
+  const token = emptyToUndefined(q['continuation-token']);
   return {
     op: 'ListObjectsV2',
     ...b,

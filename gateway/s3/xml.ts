@@ -238,7 +238,9 @@ export function listObjectsV1Xml(r: ListObjectsV1Result): string {
   return doc(
     'ListBucketResult',
     el('Name', r.bucket) +
-      el('Prefix', enc(r.prefix)) +
+      // Sent as given: botocore decodes a v1 listing's Delimiter, markers, keys and common prefixes
+      // but not its Prefix (decode_list_object), so an encoded one would reach the caller encoded.
+      el('Prefix', r.prefix) +
       el('Marker', enc(r.marker)) +
       el('NextMarker', r.nextMarker === undefined ? undefined : enc(r.nextMarker)) +
       el('MaxKeys', r.maxKeys) +
