@@ -2,6 +2,7 @@ import { S3Error } from '../s3/errors.js';
 import { validateBucketName } from '../s3/router.js';
 import {
   accessControlPolicyXml,
+  bucketSettingXml,
   listAllMyBucketsXml,
   locationConstraintXml,
   parseCreateBucketConfiguration,
@@ -117,6 +118,25 @@ export async function bucketProbe(r: RequestCtx, bucket: string, op: string): Pr
       });
     case 'GetBucketTagging':
       throw new S3Error('NoSuchTagSet', undefined, { extra: { BucketName: bucket } });
+    case 'GetPublicAccessBlock':
+      throw new S3Error('NoSuchPublicAccessBlockConfiguration', undefined, { extra: { BucketName: bucket } });
+    case 'GetBucketOwnershipControls':
+      throw new S3Error('OwnershipControlsNotFoundError', undefined, { extra: { BucketName: bucket } });
+    case 'GetBucketWebsite':
+      throw new S3Error('NoSuchWebsiteConfiguration', undefined, { extra: { BucketName: bucket } });
+    case 'GetBucketReplication':
+      throw new S3Error('ReplicationConfigurationNotFoundError', undefined, {
+        extra: { BucketName: bucket },
+      });
+    // These four S3 answers with a document even when nothing is set.
+    case 'GetBucketNotificationConfiguration':
+      return sendXml(r, bucketSettingXml('NotificationConfiguration'));
+    case 'GetBucketLogging':
+      return sendXml(r, bucketSettingXml('BucketLoggingStatus'));
+    case 'GetBucketAccelerateConfiguration':
+      return sendXml(r, bucketSettingXml('AccelerateConfiguration'));
+    case 'GetBucketRequestPayment':
+      return sendXml(r, bucketSettingXml('RequestPaymentConfiguration', '<Payer>BucketOwner</Payer>'));
     default:
       throw new S3Error('NotImplemented');
   }

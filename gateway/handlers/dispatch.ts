@@ -25,6 +25,7 @@ import {
   deleteObject,
   deleteObjects,
   getObjectAcl,
+  getObjectAttributes,
   getObjectTagging,
   putObject,
 } from './objects.js';
@@ -50,6 +51,14 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
     case 'GetBucketLifecycleConfiguration':
     case 'GetBucketEncryption':
     case 'GetBucketTagging':
+    case 'GetPublicAccessBlock':
+    case 'GetBucketOwnershipControls':
+    case 'GetBucketWebsite':
+    case 'GetBucketReplication':
+    case 'GetBucketNotificationConfiguration':
+    case 'GetBucketLogging':
+    case 'GetBucketAccelerateConfiguration':
+    case 'GetBucketRequestPayment':
       return bucketProbe(r, req.bucket, req.op);
     case 'ListObjects':
       return listObjectsV1(r, req);
@@ -77,6 +86,9 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
       return getObjectAcl(r, req.bucket, req.key);
     case 'GetObjectTagging':
       return getObjectTagging(r, req.bucket, req.key);
+    case 'GetObjectAttributes':
+      currentVersionOnly(req.versionId);
+      return getObjectAttributes(r, req.bucket, req.key);
     case 'ListMultipartUploads':
       return listMultipartUploads(r, req);
     case 'CreateMultipartUpload':

@@ -68,6 +68,14 @@ export type S3Request =
   | ({ op: 'GetBucketLifecycleConfiguration' } & B)
   | ({ op: 'GetBucketEncryption' } & B)
   | ({ op: 'GetBucketTagging' } & B)
+  | ({ op: 'GetPublicAccessBlock' } & B)
+  | ({ op: 'GetBucketOwnershipControls' } & B)
+  | ({ op: 'GetBucketWebsite' } & B)
+  | ({ op: 'GetBucketReplication' } & B)
+  | ({ op: 'GetBucketNotificationConfiguration' } & B)
+  | ({ op: 'GetBucketLogging' } & B)
+  | ({ op: 'GetBucketAccelerateConfiguration' } & B)
+  | ({ op: 'GetBucketRequestPayment' } & B)
   | ({
       op: 'ListObjects';
       prefix: string;
@@ -116,6 +124,7 @@ export type S3Request =
   | ({ op: 'DeleteObject'; versionId?: string } & K)
   | ({ op: 'GetObjectAcl' } & K)
   | ({ op: 'GetObjectTagging' } & K)
+  | ({ op: 'GetObjectAttributes'; versionId?: string } & K)
   | ({ op: 'CreateMultipartUpload' } & K)
   | ({ op: 'UploadPart'; uploadId: string; partNumber: number } & K)
   | ({ op: 'UploadPartCopy'; uploadId: string; partNumber: number; source: CopySource } & K)
@@ -272,6 +281,22 @@ function bucketOp(method: string, bucket: string, query: Query): S3Request {
           return { op: 'GetBucketEncryption', ...b };
         case 'tagging':
           return { op: 'GetBucketTagging', ...b };
+        case 'publicAccessBlock':
+          return { op: 'GetPublicAccessBlock', ...b };
+        case 'ownershipControls':
+          return { op: 'GetBucketOwnershipControls', ...b };
+        case 'website':
+          return { op: 'GetBucketWebsite', ...b };
+        case 'replication':
+          return { op: 'GetBucketReplication', ...b };
+        case 'notification':
+          return { op: 'GetBucketNotificationConfiguration', ...b };
+        case 'logging':
+          return { op: 'GetBucketLogging', ...b };
+        case 'accelerate':
+          return { op: 'GetBucketAccelerateConfiguration', ...b };
+        case 'requestPayment':
+          return { op: 'GetBucketRequestPayment', ...b };
       }
       break;
     case 'HEAD':
@@ -328,6 +353,8 @@ function objectOp(
         };
       if (method === 'GET' && sub === 'acl') return { op: 'GetObjectAcl', ...k };
       if (method === 'GET' && sub === 'tagging') return { op: 'GetObjectTagging', ...k };
+      if (method === 'GET' && sub === 'attributes')
+        return { op: 'GetObjectAttributes', ...k, versionId: query.versionId };
       break;
     case 'PUT':
       if (sub === 'uploadId') {

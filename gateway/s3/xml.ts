@@ -151,7 +151,34 @@ export function locationConstraintXml(region: string | undefined): string {
 
 /** GetBucketVersioning for a bucket that never had versioning: an empty configuration. */
 export function versioningConfigurationXml(): string {
-  return doc('VersioningConfiguration', '');
+  return bucketSettingXml('VersioningConfiguration');
+}
+
+/** A bucket setting S3 answers with a document even when unset (notification, logging, ...). */
+export function bucketSettingXml(root: string, inner = ''): string {
+  return doc(root, inner);
+}
+
+/** GetObjectAttributes: only the attributes asked for (x-amz-object-attributes). */
+export function objectAttributesXml(
+  asked: Set<string>,
+  a: {
+    etag: string;
+    size: number;
+    partsCount?: number;
+    checksum?: { algorithm: ChecksumAlgorithm; value: string; type?: string };
+  },
+): string {
+  let inner = '';
+  if (asked.has('ETag')) inner += el('ETag', unquoteEtag(a.etag));
+  if (asked.has('Checksum') && a.checksum)
+    inner += `<Checksum>${el(checksumXmlName[a.checksum.algorithm], a.checksum.value)}${el('ChecksumType', a.checksum.type)}</Checksum>`;
+  if (asked.has('ObjectParts') && a.partsCount)
+    // The SDKs' TotalPartsCount is PartsCount on the wire.
+    inner += `<ObjectParts>${el('PartsCount', a.partsCount)}</ObjectParts>`;
+  if (asked.has('StorageClass')) inner += el('StorageClass', 'STANDARD');
+  if (asked.has('ObjectSize')) inner += el('ObjectSize', a.size);
+  return doc('GetObjectAttributesResponse', inner);
 }
 
 /** GetBucketAcl / GetObjectAcl: the owner holds FULL_CONTROL, nothing else (no ACLs here). */

@@ -3,8 +3,17 @@ import {
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  GetBucketAccelerateConfigurationCommand,
   GetBucketLocationCommand,
+  GetBucketLoggingCommand,
+  GetBucketNotificationConfigurationCommand,
+  GetBucketOwnershipControlsCommand,
+  GetBucketReplicationCommand,
+  GetBucketRequestPaymentCommand,
+  GetBucketWebsiteCommand,
+  GetObjectAttributesCommand,
   GetObjectCommand,
+  GetPublicAccessBlockCommand,
   HeadObjectCommand,
   PutObjectCommand,
   type S3Client,
@@ -187,5 +196,68 @@ describe('S3 protocol corner cases (issue 23)', function () {
     const existing = await signedSend(c, { method: 'GET', path: `/${Bucket}`, query: { analytics: '' } });
     expect(existing.status).to.equal(501);
     expect(errorCode(existing.text)).to.equal('NotImplemented');
+  });
+
+  it('answers the settings infrastructure tools probe as S3 answers a bucket without them', async () => {
+    const notFound = async (p: Promise<unknown>, code: string) => {
+      const err = await p.then(
+        () => undefined,
+        (e) => e,
+      );
+      expect(err?.name, code).to.equal(code);
+      expect(err.$metadata.httpStatusCode, code).to.equal(404);
+    };
+    await notFound(
+      s3.send(new GetPublicAccessBlockCommand({ Bucket })),
+      'NoSuchPublicAccessBlockConfiguration',
+    );
+    await notFound(
+      s3.send(new GetBucketOwnershipControlsCommand({ Bucket })),
+      'OwnershipControlsNotFoundError',
+    );
+    await notFound(s3.send(new GetBucketWebsiteCommand({ Bucket })), 'NoSuchWebsiteConfiguration');
+    await notFound(
+      s3.send(new GetBucketReplicationCommand({ Bucket })),
+      'ReplicationConfigurationNotFoundError',
+    );
+    const notification = await s3.send(new GetBucketNotificationConfigurationCommand({ Bucket }));
+    expect(notification.$metadata.httpStatusCode).to.equal(200);
+    expect(notification.TopicConfigurations ?? []).to.deep.equal([]);
+    const logging = await s3.send(new GetBucketLoggingCommand({ Bucket }));
+    expect(logging.LoggingEnabled).to.equal(undefined);
+    const accelerate = await s3.send(new GetBucketAccelerateConfigurationCommand({ Bucket }));
+    expect(accelerate.Status).to.equal(undefined);
+    const payment = await s3.send(new GetBucketRequestPaymentCommand({ Bucket }));
+    expect(payment.Payer).to.equal('BucketOwner');
+    await notFound(s3.send(new GetPublicAccessBlockCommand({ Bucket: 'no-such-bucket' })), 'NoSuchBucket');
+  });
+
+  it('answers GetObjectAttributes with ETag, checksum, parts, size and storage class', async () => {
+    await s3.send(
+      new PutObjectCommand({ Bucket, Key: 'attrs', Body: 'attributes', ChecksumAlgorithm: 'CRC32' }),
+    );
+    const head = await s3.send(new HeadObjectCommand({ Bucket, Key: 'attrs', ChecksumMode: 'ENABLED' }));
+    const all = ['ETag', 'Checksum', 'ObjectParts', 'StorageClass', 'ObjectSize'] as const;
+    const a = await s3.send(
+      new GetObjectAttributesCommand({ Bucket, Key: 'attrs', ObjectAttributes: [...all] }),
+    );
+    expect(a.ETag).to.equal(head.ETag!.replaceAll('"', ''));
+    expect(a.Checksum?.ChecksumCRC32).to.equal(head.ChecksumCRC32);
+    expect(a.ObjectSize).to.equal(10);
+    expect(a.StorageClass).to.equal('STANDARD');
+    expect(a.ObjectParts).to.equal(undefined);
+    expect(a.LastModified?.getTime()).to.equal(head.LastModified?.getTime());
+    const sizeOnly = await s3.send(
+      new GetObjectAttributesCommand({ Bucket, Key: 'attrs', ObjectAttributes: ['ObjectSize'] }),
+    );
+    expect(sizeOnly.ETag).to.equal(undefined);
+    const parts = await s3.send(
+      new GetObjectAttributesCommand({ Bucket, Key: 'parts-count', ObjectAttributes: [...all] }),
+    );
+    expect(parts.ObjectParts?.TotalPartsCount).to.equal(2);
+    const missing = await s3
+      .send(new GetObjectAttributesCommand({ Bucket, Key: 'nope', ObjectAttributes: ['ETag'] }))
+      .catch((e) => e);
+    expect(missing.name).to.equal('NoSuchKey');
   });
 });
