@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import { newRequestId } from '../lib/ids.js';
 import type { Gateway, RequestCtx } from './handlers/context.js';
+import { applyCorsHeaders, preflightCors } from './handlers/cors.js';
 import { dispatch } from './handlers/dispatch.js';
 import { errorXml, type S3Error, toS3Error } from './s3/errors.js';
 import { parseRequest, type S3Request } from './s3/router.js';
@@ -71,20 +72,24 @@ export function createApp(deps: AppDeps): Koa {
       );
       op = s3req.op;
       if (s3req.op === 'NotImplemented') subresource = s3req.subresource;
-      const auth = await authenticate(
-        { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, rawHeaders: koa.req.rawHeaders },
-        { lookupSecret: deps.lookupSecret, region: deps.config.region },
-      );
-      const r: RequestCtx = {
-        gw: deps,
-        koa,
-        auth,
-        headers: koa.req.headers,
-        query: s3req.query,
-        requestId,
-        log,
-      };
-      await dispatch(r, s3req);
+      // A preflight carries no credentials: the bucket's CORS rules alone answer it.
+      if (s3req.op === 'PreflightCors') await preflightCors(deps, koa, s3req.bucket);
+      else {
+        const auth = await authenticate(
+          { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, rawHeaders: koa.req.rawHeaders },
+          { lookupSecret: deps.lookupSecret, region: deps.config.region },
+        );
+        const r: RequestCtx = {
+          gw: deps,
+          koa,
+          auth,
+          headers: koa.req.headers,
+          query: s3req.query,
+          requestId,
+          log,
+        };
+        await dispatch(r, s3req);
+      }
     } catch (err) {
       // A client that closed or reset its connection mid-request has nobody left to answer, and
       // what failed is not the server: logged as nginx's 499, not as an internal error.
@@ -96,6 +101,10 @@ export function createApp(deps: AppDeps): Koa {
         // give up on large bodies rather than reading gigabytes we will not store.
         drainOrClose(koa);
       }
+    } finally {
+      // Errors too: a page can then read why its request failed. A preflight set its own.
+      if (s3req && 'bucket' in s3req && s3req.op !== 'PreflightCors' && !clientGone)
+        await applyCorsHeaders(deps, koa, s3req.bucket);
     }
     // Logged once the response is over, not when the handler returns: Koa streams the body after
     // that, and a GET whose body fails mid-stream is then logged as the cut it was.

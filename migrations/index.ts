@@ -5,6 +5,7 @@ import * as m003 from './003_multipart_checksums.js';
 import * as m004 from './004_inline_objects.js';
 import * as m005 from './005_node_safety.js';
 import * as m006 from './006_write_intents.js';
+import * as m008 from './008_bucket_cors.js';
 
 // Migrations are listed explicitly so they load the same from dist/ in every runtime.
 const all: Record<string, Knex.Migration> = {
@@ -14,6 +15,7 @@ const all: Record<string, Knex.Migration> = {
   '004_inline_objects': m004,
   '005_node_safety': m005,
   '006_write_intents': m006,
+  '008_bucket_cors': m008,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

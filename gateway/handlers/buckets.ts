@@ -108,8 +108,6 @@ export async function bucketProbe(r: RequestCtx, bucket: string, op: string): Pr
       return sendXml(r, accessControlPolicyXml(ownerOf(r)));
     case 'GetBucketPolicy':
       throw new S3Error('NoSuchBucketPolicy', undefined, { extra: { BucketName: bucket } });
-    case 'GetBucketCors':
-      throw new S3Error('NoSuchCORSConfiguration', undefined, { extra: { BucketName: bucket } });
     case 'GetBucketLifecycleConfiguration':
       throw new S3Error('NoSuchLifecycleConfiguration', undefined, { extra: { BucketName: bucket } });
     case 'GetBucketEncryption':

@@ -10,6 +10,7 @@ import {
   listBuckets,
 } from './buckets.js';
 import { currentVersionOnly, header, type RequestCtx, requireBucket } from './context.js';
+import { deleteBucketCors, getBucketCors, putBucketCors } from './cors.js';
 import { listObjectsV1, listObjectsV2, listObjectVersions } from './listing.js';
 import {
   abortMultipartUpload,
@@ -31,8 +32,11 @@ import {
 } from './objects.js';
 import { getObject } from './read.js';
 
+/** An operation that needs credentials: all but a CORS preflight, which browsers send without. */
+export type SignedRequest = Exclude<S3Request, { op: 'PreflightCors' }>;
+
 /** One exhaustive switch from AWS operation to handler. */
-export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
+export async function dispatch(r: RequestCtx, req: SignedRequest): Promise<void> {
   switch (req.op) {
     case 'ListBuckets':
       return listBuckets(r);
@@ -47,7 +51,6 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
     case 'GetBucketVersioning':
     case 'GetBucketAcl':
     case 'GetBucketPolicy':
-    case 'GetBucketCors':
     case 'GetBucketLifecycleConfiguration':
     case 'GetBucketEncryption':
     case 'GetBucketTagging':
@@ -60,6 +63,12 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
     case 'GetBucketAccelerateConfiguration':
     case 'GetBucketRequestPayment':
       return bucketProbe(r, req.bucket, req.op);
+    case 'GetBucketCors':
+      return getBucketCors(r, req.bucket);
+    case 'PutBucketCors':
+      return putBucketCors(r, req.bucket);
+    case 'DeleteBucketCors':
+      return deleteBucketCors(r, req.bucket);
     case 'ListObjects':
       return listObjectsV1(r, req);
     case 'ListObjectsV2':

@@ -19,6 +19,7 @@ import {
 
 export const s3ErrorStatus = {
   AccessDenied: 403,
+  AccessForbidden: 403,
   AuthorizationHeaderMalformed: 400,
   AuthorizationQueryParametersError: 400,
   BadDigest: 400,
@@ -86,6 +87,8 @@ export type S3ErrorCode = keyof typeof s3ErrorStatus;
 /** AWS's own wording where it is well known, so clients and humans see familiar messages. */
 const defaultMessages: Partial<Record<S3ErrorCode, string>> = {
   AccessDenied: 'Access Denied',
+  AccessForbidden:
+    "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
   BadDigest: 'The Content-MD5 or checksum value that you specified did not match what the server received.',
   BucketAlreadyExists: 'The requested bucket name is not available.',
   BucketAlreadyOwnedByYou:

@@ -65,6 +65,9 @@ export type S3Request =
   | ({ op: 'GetBucketAcl' } & B)
   | ({ op: 'GetBucketPolicy' } & B)
   | ({ op: 'GetBucketCors' } & B)
+  | ({ op: 'PutBucketCors' } & B)
+  | ({ op: 'DeleteBucketCors' } & B)
+  | ({ op: 'PreflightCors' } & B)
   | ({ op: 'GetBucketLifecycleConfiguration' } & B)
   | ({ op: 'GetBucketEncryption' } & B)
   | ({ op: 'GetBucketTagging' } & B)
@@ -307,10 +310,14 @@ function bucketOp(method: string, bucket: string, query: Query): S3Request {
         validateBucketName(bucket);
         return { op: 'CreateBucket', ...b };
       }
+      if (sub === 'cors') return { op: 'PutBucketCors', ...b };
       break;
     case 'DELETE':
       if (sub === undefined) return { op: 'DeleteBucket', ...b };
+      if (sub === 'cors') return { op: 'DeleteBucketCors', ...b };
       break;
+    case 'OPTIONS':
+      return { op: 'PreflightCors', ...b };
     case 'POST':
       if (sub === 'delete') return { op: 'DeleteObjects', ...b };
       break;
@@ -378,6 +385,9 @@ function objectOp(
       if (sub === 'uploadId') return { op: 'AbortMultipartUpload', ...k, uploadId: query.uploadId };
       if (sub === undefined) return { op: 'DeleteObject', ...k, versionId: query.versionId };
       break;
+    case 'OPTIONS':
+      // A preflight names the object it is for, but is answered by the bucket's rules.
+      return { op: 'PreflightCors', bucket, query };
     case 'POST':
       if (sub === 'uploads') return { op: 'CreateMultipartUpload', ...k };
       if (sub === 'uploadId') return { op: 'CompleteMultipartUpload', ...k, uploadId: query.uploadId };

@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import { Parser, processors } from 'xml2js';
 import { type ChecksumAlgorithm, checksumAlgorithms, checksumXmlName, isValidChecksum } from './checksums.js';
+import { type CorsRule, corsMethods, corsRulesMax } from './cors.js';
 import { S3Error, xmlEscape } from './errors.js';
 
 export const s3Namespace = 'http://s3.amazonaws.com/doc/2006-03-01/';
@@ -674,4 +675,58 @@ export async function parseCreateBucketConfiguration(buf: Buffer): Promise<{ loc
   const root = await parseXml(buf, xmlBodyBytesMax, 'CreateBucketConfiguration');
   const lc = onlyText(root, 'LocationConstraint');
   return lc === undefined || lc.trim() === '' ? {} : { locationConstraint: lc.trim() };
+}
+
+// ---- CORS ------------------------------------------------------------------------------------
+
+/** PutBucketCors's CORSConfiguration, checked as S3 checks it. */
+export async function parseCorsConfiguration(buf: Buffer): Promise<CorsRule[]> {
+  const root = await parseXml(buf, xmlBodyBytesMax, 'CORSConfiguration');
+  const rules = children(root, 'CORSRule').map((node): CorsRule => {
+    const r = asObject(node);
+    const all = (name: string) =>
+      children(r, name).map((c) => {
+        const t = text(c);
+        if (t === undefined) throw malformed();
+        return t.trim();
+      });
+    const allowedOrigins = all('AllowedOrigin');
+    const allowedMethods = all('AllowedMethod');
+    const allowedHeaders = all('AllowedHeader');
+    if (allowedOrigins.length === 0 || allowedMethods.length === 0) throw malformed();
+    for (const m of allowedMethods)
+      if (!corsMethods.includes(m))
+        throw new S3Error(
+          'InvalidRequest',
+          `Found unsupported HTTP method in CORS config. Unsupported method is ${m}`,
+        );
+    for (const v of [...allowedOrigins, ...allowedHeaders])
+      if (v.split('*').length > 2)
+        throw new S3Error('InvalidRequest', `${v} can not have more than one wildcard.`);
+    const maxAge = onlyText(r, 'MaxAgeSeconds');
+    if (maxAge !== undefined && !/^\d{1,9}$/.test(maxAge.trim())) throw malformed();
+    const id = onlyText(r, 'ID');
+    return {
+      ...(id !== undefined ? { id } : {}),
+      allowedOrigins,
+      allowedMethods,
+      allowedHeaders,
+      exposeHeaders: all('ExposeHeader'),
+      ...(maxAge !== undefined ? { maxAgeSeconds: Number(maxAge.trim()) } : {}),
+    };
+  });
+  if (rules.length === 0 || rules.length > corsRulesMax) throw malformed();
+  return rules;
+}
+
+export function corsConfigurationXml(rules: CorsRule[]): string {
+  const many = (name: string, values: string[]) => values.map((v) => el(name, v)).join('');
+  const inner = rules
+    .map(
+      (r) =>
+        `<CORSRule>${el('ID', r.id)}${many('AllowedHeader', r.allowedHeaders)}${many('AllowedMethod', r.allowedMethods)}` +
+        `${many('AllowedOrigin', r.allowedOrigins)}${many('ExposeHeader', r.exposeHeaders)}${el('MaxAgeSeconds', r.maxAgeSeconds)}</CORSRule>`,
+    )
+    .join('');
+  return doc('CORSConfiguration', inner);
 }
