@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import Koa from 'koa';
 import { newRequestId } from '../lib/ids.js';
 import type { Gateway, RequestCtx } from './handlers/context.js';
+import { applyCorsHeaders, preflightCors } from './handlers/cors.js';
 import { dispatch } from './handlers/dispatch.js';
 import { errorXml, type S3Error, toS3Error } from './s3/errors.js';
 import { parseRequest, type S3Request } from './s3/router.js';
@@ -21,8 +22,12 @@ export interface AppDeps extends Gateway {
  */
 class S3App extends Koa {
   override listen(...args: unknown[]): Server {
-    const server = http.createServer(this.callback());
+    const handler = this.callback();
+    const server = http.createServer(handler);
     serveHalfClosed(server);
+    // Node answers an Expect other than 100-continue (an empty one too) with 417 itself unless
+    // someone listens here; S3 ignores such headers, so the request is served as any other.
+    server.on('checkExpectation', handler);
     return server.listen(...(args as Parameters<Server['listen']>));
   }
 }
@@ -50,6 +55,7 @@ export function createApp(deps: AppDeps): Koa {
     const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
     const rawQuery = q < 0 ? '' : rawUrl.slice(q + 1);
     let op = 'Unknown';
+    let subresource: string | undefined;
     let s3req: S3Request | undefined;
     // Set before the first await: the connection's clientError handler may need it any time.
     reading.set(koa.req.socket, { req: koa.req, res: koa.res });
@@ -65,20 +71,25 @@ export function createApp(deps: AppDeps): Koa {
         { domain: deps.config.domain },
       );
       op = s3req.op;
-      const auth = await authenticate(
-        { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, rawHeaders: koa.req.rawHeaders },
-        { lookupSecret: deps.lookupSecret, region: deps.config.region },
-      );
-      const r: RequestCtx = {
-        gw: deps,
-        koa,
-        auth,
-        headers: koa.req.headers,
-        query: s3req.query,
-        requestId,
-        log,
-      };
-      await dispatch(r, s3req);
+      if (s3req.op === 'NotImplemented') subresource = s3req.subresource;
+      // A preflight carries no credentials: the bucket's CORS rules alone answer it.
+      if (s3req.op === 'PreflightCors') await preflightCors(deps, koa, s3req.bucket);
+      else {
+        const auth = await authenticate(
+          { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, rawHeaders: koa.req.rawHeaders },
+          { lookupSecret: deps.lookupSecret, region: deps.config.region },
+        );
+        const r: RequestCtx = {
+          gw: deps,
+          koa,
+          auth,
+          headers: koa.req.headers,
+          query: s3req.query,
+          requestId,
+          log,
+        };
+        await dispatch(r, s3req);
+      }
     } catch (err) {
       // A client that closed or reset its connection mid-request has nobody left to answer, and
       // what failed is not the server: logged as nginx's 499, not as an internal error.
@@ -90,6 +101,10 @@ export function createApp(deps: AppDeps): Koa {
         // give up on large bodies rather than reading gigabytes we will not store.
         drainOrClose(koa);
       }
+    } finally {
+      // Errors too: a page can then read why its request failed. A preflight set its own.
+      if (s3req && 'bucket' in s3req && s3req.op !== 'PreflightCors' && !clientGone)
+        await applyCorsHeaders(deps, koa, s3req.bucket);
     }
     // Logged once the response is over, not when the handler returns: Koa streams the body after
     // that, and a GET whose body fails mid-stream is then logged as the cut it was.
@@ -106,8 +121,10 @@ export function createApp(deps: AppDeps): Koa {
         bytesIn: socket.bytesRead - readAtStart,
         bytesOut: socket.bytesWritten - writtenAtStart,
         ...(cut ? { cut: true } : {}),
+        ...(subresource !== undefined ? { subresource } : {}),
       };
-      if (line.status >= 500 && !clientGone) log.error(line, 'request');
+      // A 501 is a client asking for what s3dfs does not do, not a server failure: info, like a 4xx.
+      if (line.status >= 500 && line.status !== 501 && !clientGone) log.error(line, 'request');
       // By either side: a client gone mid-download, or a body storage could not finish.
       else if (cut) log.warn(line, 'request cut short');
       else log.info(line, 'request');

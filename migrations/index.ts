@@ -8,6 +8,7 @@ import * as m006 from './006_write_intents.js';
 import * as m007 from './007_healing_indexes.js';
 import * as m008 from './008_repair_queue.js';
 import * as m009 from './009_cluster_counters.js';
+import * as m010 from './010_bucket_cors.js';
 
 // Migrations are listed explicitly so they load the same from dist/ in every runtime.
 const all: Record<string, Knex.Migration> = {
@@ -20,6 +21,7 @@ const all: Record<string, Knex.Migration> = {
   '007_healing_indexes': m007,
   '008_repair_queue': m008,
   '009_cluster_counters': m009,
+  '010_bucket_cors': m010,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

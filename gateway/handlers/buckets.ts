@@ -2,6 +2,7 @@ import { S3Error } from '../s3/errors.js';
 import { validateBucketName } from '../s3/router.js';
 import {
   accessControlPolicyXml,
+  bucketSettingXml,
   listAllMyBucketsXml,
   locationConstraintXml,
   parseCreateBucketConfiguration,
@@ -9,7 +10,15 @@ import {
   versioningConfigurationXml,
   xmlBodyBytesMax,
 } from '../s3/xml.js';
-import { decodeToken, encodeToken, ownerOf, type RequestCtx, requireBucket, sendXml } from './context.js';
+import {
+  decodeToken,
+  encodeToken,
+  header,
+  ownerOf,
+  type RequestCtx,
+  requireBucket,
+  sendXml,
+} from './context.js';
 
 // Bucket operations. https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
 
@@ -46,6 +55,8 @@ export async function listBuckets(r: RequestCtx): Promise<void> {
 
 export async function createBucket(r: RequestCtx, bucket: string): Promise<void> {
   validateBucketName(bucket);
+  if (header(r.headers, 'x-amz-bucket-object-lock-enabled')?.toLowerCase() === 'true')
+    throw new S3Error('NotImplemented', 'Object Lock is not supported.');
   const body = await readBodyBounded(r.koa.req, xmlBodyBytesMax);
   const { locationConstraint } = body.length > 0 ? await parseCreateBucketConfiguration(body) : {};
   const region = locationConstraint || r.gw.config.region || 'us-east-1';
@@ -54,13 +65,13 @@ export async function createBucket(r: RequestCtx, bucket: string): Promise<void>
   }
   if (!(await r.gw.meta.createBucket(bucket, r.auth.accessKey, region))) {
     const existing = await r.gw.meta.getBucket(bucket);
-    throw new S3Error(
-      existing?.owner === r.auth.accessKey ? 'BucketAlreadyOwnedByYou' : 'BucketAlreadyExists',
-      undefined,
-      {
+    const owned = existing?.owner === r.auth.accessKey;
+    // S3's legacy us-east-1 answer: creating a bucket you own there again succeeds and changes
+    // nothing (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html#API_CreateBucket_Errors).
+    if (!(owned && existing?.region === 'us-east-1'))
+      throw new S3Error(owned ? 'BucketAlreadyOwnedByYou' : 'BucketAlreadyExists', undefined, {
         extra: { BucketName: bucket },
-      },
-    );
+      });
   }
   r.koa.status = 200;
   r.koa.set('Location', `/${bucket}`);
@@ -97,8 +108,6 @@ export async function bucketProbe(r: RequestCtx, bucket: string, op: string): Pr
       return sendXml(r, accessControlPolicyXml(ownerOf(r)));
     case 'GetBucketPolicy':
       throw new S3Error('NoSuchBucketPolicy', undefined, { extra: { BucketName: bucket } });
-    case 'GetBucketCors':
-      throw new S3Error('NoSuchCORSConfiguration', undefined, { extra: { BucketName: bucket } });
     case 'GetBucketLifecycleConfiguration':
       throw new S3Error('NoSuchLifecycleConfiguration', undefined, { extra: { BucketName: bucket } });
     case 'GetBucketEncryption':
@@ -107,6 +116,25 @@ export async function bucketProbe(r: RequestCtx, bucket: string, op: string): Pr
       });
     case 'GetBucketTagging':
       throw new S3Error('NoSuchTagSet', undefined, { extra: { BucketName: bucket } });
+    case 'GetPublicAccessBlock':
+      throw new S3Error('NoSuchPublicAccessBlockConfiguration', undefined, { extra: { BucketName: bucket } });
+    case 'GetBucketOwnershipControls':
+      throw new S3Error('OwnershipControlsNotFoundError', undefined, { extra: { BucketName: bucket } });
+    case 'GetBucketWebsite':
+      throw new S3Error('NoSuchWebsiteConfiguration', undefined, { extra: { BucketName: bucket } });
+    case 'GetBucketReplication':
+      throw new S3Error('ReplicationConfigurationNotFoundError', undefined, {
+        extra: { BucketName: bucket },
+      });
+    // These four S3 answers with a document even when nothing is set.
+    case 'GetBucketNotificationConfiguration':
+      return sendXml(r, bucketSettingXml('NotificationConfiguration'));
+    case 'GetBucketLogging':
+      return sendXml(r, bucketSettingXml('BucketLoggingStatus'));
+    case 'GetBucketAccelerateConfiguration':
+      return sendXml(r, bucketSettingXml('AccelerateConfiguration'));
+    case 'GetBucketRequestPayment':
+      return sendXml(r, bucketSettingXml('RequestPaymentConfiguration', '<Payer>BucketOwner</Payer>'));
     default:
       throw new S3Error('NotImplemented');
   }

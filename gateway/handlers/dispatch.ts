@@ -9,7 +9,8 @@ import {
   headBucket,
   listBuckets,
 } from './buckets.js';
-import { currentVersionOnly, header, type RequestCtx } from './context.js';
+import { currentVersionOnly, header, type RequestCtx, requireBucket } from './context.js';
+import { deleteBucketCors, getBucketCors, putBucketCors } from './cors.js';
 import { listObjectsV1, listObjectsV2, listObjectVersions } from './listing.js';
 import {
   abortMultipartUpload,
@@ -25,13 +26,17 @@ import {
   deleteObject,
   deleteObjects,
   getObjectAcl,
+  getObjectAttributes,
   getObjectTagging,
   putObject,
 } from './objects.js';
 import { getObject } from './read.js';
 
+/** An operation that needs credentials: all but a CORS preflight, which browsers send without. */
+export type SignedRequest = Exclude<S3Request, { op: 'PreflightCors' }>;
+
 /** One exhaustive switch from AWS operation to handler. */
-export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
+export async function dispatch(r: RequestCtx, req: SignedRequest): Promise<void> {
   switch (req.op) {
     case 'ListBuckets':
       return listBuckets(r);
@@ -46,11 +51,24 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
     case 'GetBucketVersioning':
     case 'GetBucketAcl':
     case 'GetBucketPolicy':
-    case 'GetBucketCors':
     case 'GetBucketLifecycleConfiguration':
     case 'GetBucketEncryption':
     case 'GetBucketTagging':
+    case 'GetPublicAccessBlock':
+    case 'GetBucketOwnershipControls':
+    case 'GetBucketWebsite':
+    case 'GetBucketReplication':
+    case 'GetBucketNotificationConfiguration':
+    case 'GetBucketLogging':
+    case 'GetBucketAccelerateConfiguration':
+    case 'GetBucketRequestPayment':
       return bucketProbe(r, req.bucket, req.op);
+    case 'GetBucketCors':
+      return getBucketCors(r, req.bucket);
+    case 'PutBucketCors':
+      return putBucketCors(r, req.bucket);
+    case 'DeleteBucketCors':
+      return deleteBucketCors(r, req.bucket);
     case 'ListObjects':
       return listObjectsV1(r, req);
     case 'ListObjectsV2':
@@ -77,6 +95,9 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
       return getObjectAcl(r, req.bucket, req.key);
     case 'GetObjectTagging':
       return getObjectTagging(r, req.bucket, req.key);
+    case 'GetObjectAttributes':
+      currentVersionOnly(req.versionId);
+      return getObjectAttributes(r, req.bucket, req.key);
     case 'ListMultipartUploads':
       return listMultipartUploads(r, req);
     case 'CreateMultipartUpload':
@@ -94,6 +115,10 @@ export async function dispatch(r: RequestCtx, req: S3Request): Promise<void> {
       return abortMultipartUpload(r, req);
     case 'ListParts':
       return listParts(r, req);
+    case 'NotImplemented':
+      // A missing bucket is NoSuchBucket first, as S3 answers it.
+      await requireBucket(r, req.bucket);
+      throw new S3Error('NotImplemented', req.message);
     default: {
       const never: never = req;
       throw new S3Error('NotImplemented', `unsupported operation ${(never as S3Request).op}`);

@@ -9,6 +9,7 @@ import {
   deleteObjectsBodyBytesMax,
   deleteResultXml,
   emptyTaggingXml,
+  objectAttributesXml,
   parseDeleteObjects,
 } from '../s3/xml.js';
 import { etagMatches, type ObjectMeta, type ObjectRow } from '../storage/meta.js';
@@ -199,6 +200,47 @@ export async function getObjectAcl(r: RequestCtx, bucket: string, key: string): 
 export async function getObjectTagging(r: RequestCtx, bucket: string, key: string): Promise<void> {
   await requireObject(r, bucket, key);
   sendXml(r, emptyTaggingXml());
+}
+
+/** The attributes S3 knows for GetObjectAttributes; anything else in the header is InvalidArgument. */
+const objectAttributes = new Set(['ETag', 'Checksum', 'ObjectParts', 'StorageClass', 'ObjectSize']);
+
+/** GetObjectAttributes: https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObjectAttributes.html */
+export async function getObjectAttributes(r: RequestCtx, bucket: string, key: string): Promise<void> {
+  const asked = new Set(
+    (header(r.headers, 'x-amz-object-attributes') ?? '')
+      .split(',')
+      .map((a) => a.trim())
+      .filter((a) => a !== ''),
+  );
+  if (asked.size === 0)
+    throw new S3Error('InvalidArgument', 'Invalid attribute name specified.', {
+      extra: { ArgumentName: 'x-amz-object-attributes' },
+    });
+  for (const a of asked)
+    if (!objectAttributes.has(a))
+      throw new S3Error('InvalidArgument', 'Invalid attribute name specified.', {
+        extra: { ArgumentName: 'x-amz-object-attributes', ArgumentValue: a },
+      });
+  const obj = await requireObject(r, bucket, key);
+  r.koa.set('Last-Modified', obj.lastModified.toUTCString());
+  const checksum =
+    obj.checksumAlgorithm && obj.checksumValue
+      ? {
+          algorithm: obj.checksumAlgorithm as ChecksumAlgorithm,
+          value: obj.checksumValue,
+          type: obj.checksumType ?? undefined,
+        }
+      : undefined;
+  sendXml(
+    r,
+    objectAttributesXml(asked, {
+      etag: obj.etag,
+      size: obj.size,
+      partsCount: obj.partsCount ?? undefined,
+      checksum,
+    }),
+  );
 }
 
 async function requireObject(r: RequestCtx, bucket: string, key: string): Promise<ObjectRow> {

@@ -113,8 +113,6 @@ export function setObjectHeaders(r: RequestCtx, obj: ObjectRow): void {
   if (obj.cacheControl) k.set('Cache-Control', obj.cacheControl);
   if (obj.expires) k.set('Expires', obj.expires);
   for (const [name, value] of Object.entries(obj.userMeta)) k.set(`x-amz-meta-${name}`, value);
-  if (obj.partsCount && r.query.partNumber === undefined)
-    k.set('x-amz-mp-parts-count', String(obj.partsCount));
   for (const [param, name] of responseOverrides) {
     const v = r.query[param];
     if (v !== undefined) k.set(name, v);

@@ -19,6 +19,7 @@ import {
 
 export const s3ErrorStatus = {
   AccessDenied: 403,
+  AccessForbidden: 403,
   AuthorizationHeaderMalformed: 400,
   AuthorizationQueryParametersError: 400,
   BadDigest: 400,
@@ -63,6 +64,10 @@ export const s3ErrorStatus = {
   NoSuchKey: 404,
   NoSuchUpload: 404,
   NoSuchVersion: 404,
+  NoSuchPublicAccessBlockConfiguration: 404,
+  NoSuchWebsiteConfiguration: 404,
+  OwnershipControlsNotFoundError: 404,
+  ReplicationConfigurationNotFoundError: 404,
   NotImplemented: 501,
   NotModified: 304,
   PreconditionFailed: 412,
@@ -82,6 +87,8 @@ export type S3ErrorCode = keyof typeof s3ErrorStatus;
 /** AWS's own wording where it is well known, so clients and humans see familiar messages. */
 const defaultMessages: Partial<Record<S3ErrorCode, string>> = {
   AccessDenied: 'Access Denied',
+  AccessForbidden:
+    "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
   BadDigest: 'The Content-MD5 or checksum value that you specified did not match what the server received.',
   BucketAlreadyExists: 'The requested bucket name is not available.',
   BucketAlreadyOwnedByYou:
@@ -111,6 +118,10 @@ const defaultMessages: Partial<Record<S3ErrorCode, string>> = {
   NoSuchCORSConfiguration: 'The CORS configuration does not exist',
   NoSuchLifecycleConfiguration: 'The lifecycle configuration does not exist',
   NoSuchTagSet: 'The TagSet does not exist',
+  NoSuchPublicAccessBlockConfiguration: 'The public access block configuration was not found',
+  NoSuchWebsiteConfiguration: 'The specified bucket does not have a website configuration',
+  OwnershipControlsNotFoundError: 'The bucket ownership controls were not found',
+  ReplicationConfigurationNotFoundError: 'The replication configuration was not found',
   ServerSideEncryptionConfigurationNotFoundError: 'The server side encryption configuration was not found',
   InvalidURI: "Couldn't parse the specified URI.",
   NoSuchUpload:

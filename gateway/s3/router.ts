@@ -1,6 +1,7 @@
 // Parses an HTTP request once into the S3 operation it names (after Garage's api/s3/router.rs):
 // path-style and virtual-host addressing, percent-decoded bucket and key, typed query parameters.
-// Unknown subresources answer 501 NotImplemented, never a misleading 404.
+// Unknown subresources are the NotImplemented endpoint: answered 501 (never a misleading 404), but
+// only once the request is authenticated and its bucket found, as S3 checks those first.
 import type { IncomingHttpHeaders } from 'node:http';
 import { S3Error } from './errors.js';
 import { parseRawQuery, percentDecodeBytes } from './sigv4.js';
@@ -64,9 +65,20 @@ export type S3Request =
   | ({ op: 'GetBucketAcl' } & B)
   | ({ op: 'GetBucketPolicy' } & B)
   | ({ op: 'GetBucketCors' } & B)
+  | ({ op: 'PutBucketCors' } & B)
+  | ({ op: 'DeleteBucketCors' } & B)
+  | ({ op: 'PreflightCors' } & B)
   | ({ op: 'GetBucketLifecycleConfiguration' } & B)
   | ({ op: 'GetBucketEncryption' } & B)
   | ({ op: 'GetBucketTagging' } & B)
+  | ({ op: 'GetPublicAccessBlock' } & B)
+  | ({ op: 'GetBucketOwnershipControls' } & B)
+  | ({ op: 'GetBucketWebsite' } & B)
+  | ({ op: 'GetBucketReplication' } & B)
+  | ({ op: 'GetBucketNotificationConfiguration' } & B)
+  | ({ op: 'GetBucketLogging' } & B)
+  | ({ op: 'GetBucketAccelerateConfiguration' } & B)
+  | ({ op: 'GetBucketRequestPayment' } & B)
   | ({
       op: 'ListObjects';
       prefix: string;
@@ -115,12 +127,14 @@ export type S3Request =
   | ({ op: 'DeleteObject'; versionId?: string } & K)
   | ({ op: 'GetObjectAcl' } & K)
   | ({ op: 'GetObjectTagging' } & K)
+  | ({ op: 'GetObjectAttributes'; versionId?: string } & K)
   | ({ op: 'CreateMultipartUpload' } & K)
   | ({ op: 'UploadPart'; uploadId: string; partNumber: number } & K)
   | ({ op: 'UploadPartCopy'; uploadId: string; partNumber: number; source: CopySource } & K)
   | ({ op: 'CompleteMultipartUpload'; uploadId: string } & K)
   | ({ op: 'AbortMultipartUpload'; uploadId: string } & K)
-  | ({ op: 'ListParts'; uploadId: string; maxParts: number; partNumberMarker: number } & K);
+  | ({ op: 'ListParts'; uploadId: string; maxParts: number; partNumberMarker: number } & K)
+  | { op: 'NotImplemented'; bucket: string; query: Query; subresource?: string; message: string };
 
 export type S3Operation = S3Request['op'];
 
@@ -189,7 +203,7 @@ export function parseRequest(req: RouterRequest, opts: RouterOptions = {}): S3Re
     if (method === 'GET' || method === 'HEAD') return { op: 'ListBuckets', query };
     throw new S3Error('MethodNotAllowed');
   }
-  if (key === undefined) return bucketOp(method, bucket, query, req.headers);
+  if (key === undefined) return bucketOp(method, bucket, query);
   refuseNul(key, 'key');
   if (Buffer.byteLength(key, 'utf8') > keyBytesMax)
     throw new S3Error('KeyTooLongError', undefined, {
@@ -242,7 +256,7 @@ export function decodePath(raw: string): string {
   }
 }
 
-function bucketOp(method: string, bucket: string, query: Query, headers: IncomingHttpHeaders): S3Request {
+function bucketOp(method: string, bucket: string, query: Query): S3Request {
   const b = { bucket, query };
   const sub = subresourceOf(query);
   switch (method) {
@@ -270,6 +284,22 @@ function bucketOp(method: string, bucket: string, query: Query, headers: Incomin
           return { op: 'GetBucketEncryption', ...b };
         case 'tagging':
           return { op: 'GetBucketTagging', ...b };
+        case 'publicAccessBlock':
+          return { op: 'GetPublicAccessBlock', ...b };
+        case 'ownershipControls':
+          return { op: 'GetBucketOwnershipControls', ...b };
+        case 'website':
+          return { op: 'GetBucketWebsite', ...b };
+        case 'replication':
+          return { op: 'GetBucketReplication', ...b };
+        case 'notification':
+          return { op: 'GetBucketNotificationConfiguration', ...b };
+        case 'logging':
+          return { op: 'GetBucketLogging', ...b };
+        case 'accelerate':
+          return { op: 'GetBucketAccelerateConfiguration', ...b };
+        case 'requestPayment':
+          return { op: 'GetBucketRequestPayment', ...b };
       }
       break;
     case 'HEAD':
@@ -278,21 +308,23 @@ function bucketOp(method: string, bucket: string, query: Query, headers: Incomin
     case 'PUT':
       if (sub === undefined) {
         validateBucketName(bucket);
-        if (headerString(headers['x-amz-bucket-object-lock-enabled'])?.toLowerCase() === 'true')
-          throw new S3Error('NotImplemented', 'Object Lock is not supported.');
         return { op: 'CreateBucket', ...b };
       }
+      if (sub === 'cors') return { op: 'PutBucketCors', ...b };
       break;
     case 'DELETE':
       if (sub === undefined) return { op: 'DeleteBucket', ...b };
+      if (sub === 'cors') return { op: 'DeleteBucketCors', ...b };
       break;
+    case 'OPTIONS':
+      return { op: 'PreflightCors', ...b };
     case 'POST':
       if (sub === 'delete') return { op: 'DeleteObjects', ...b };
       break;
     default:
       throw new S3Error('MethodNotAllowed');
   }
-  throw notImplemented(method, sub);
+  return notImplemented(method, b, sub);
 }
 
 function objectOp(
@@ -328,6 +360,8 @@ function objectOp(
         };
       if (method === 'GET' && sub === 'acl') return { op: 'GetObjectAcl', ...k };
       if (method === 'GET' && sub === 'tagging') return { op: 'GetObjectTagging', ...k };
+      if (method === 'GET' && sub === 'attributes')
+        return { op: 'GetObjectAttributes', ...k, versionId: query.versionId };
       break;
     case 'PUT':
       if (sub === 'uploadId') {
@@ -351,6 +385,9 @@ function objectOp(
       if (sub === 'uploadId') return { op: 'AbortMultipartUpload', ...k, uploadId: query.uploadId };
       if (sub === undefined) return { op: 'DeleteObject', ...k, versionId: query.versionId };
       break;
+    case 'OPTIONS':
+      // A preflight names the object it is for, but is answered by the bucket's rules.
+      return { op: 'PreflightCors', bucket, query };
     case 'POST':
       if (sub === 'uploads') return { op: 'CreateMultipartUpload', ...k };
       if (sub === 'uploadId') return { op: 'CompleteMultipartUpload', ...k, uploadId: query.uploadId };
@@ -358,7 +395,7 @@ function objectOp(
     default:
       throw new S3Error('MethodNotAllowed');
   }
-  throw notImplemented(method, sub);
+  return notImplemented(method, k, sub);
 }
 
 /** The one subresource a request names; several together (e.g. ?uploadId&tagging) name none we have. */
@@ -369,13 +406,17 @@ function subresourceOf(query: Query): string | undefined {
   return subs.sort().join('&');
 }
 
-function notImplemented(method: string, sub: string | undefined): S3Error {
-  return new S3Error(
-    'NotImplemented',
-    sub === undefined
-      ? `${method} on this resource is not implemented.`
-      : `${method} ?${sub} is not implemented by this server.`,
-  );
+function notImplemented(method: string, b: B, sub: string | undefined): S3Request {
+  return {
+    op: 'NotImplemented',
+    bucket: b.bucket,
+    query: b.query,
+    subresource: sub,
+    message:
+      sub === undefined
+        ? `${method} on this resource is not implemented.`
+        : `${method} ?${sub} is not implemented by this server.`,
+  };
 }
 
 function listV1(b: B): S3Request {
@@ -422,11 +463,8 @@ function listV2(b: B): S3Request {
     throw new S3Error('InvalidArgument', 'Invalid List Type specified in Request', {
       extra: { ArgumentName: 'list-type', ArgumentValue: q['list-type'] },
     });
-  const token = q['continuation-token'];
-  if (token === '')
-    throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', {
-      extra: { ArgumentName: 'continuation-token' },
-    });
+  // An empty token is a listing from the start, as S3 (and SDK paginators' first pages) have it.
+  const token = emptyToUndefined(q['continuation-token']);
   return {
     op: 'ListObjectsV2',
     ...b,

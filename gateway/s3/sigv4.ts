@@ -188,7 +188,9 @@ function parsePresignQuery(query: [string, string][], now: Date): ParsedAuth {
     );
   if (alg !== algorithm)
     throw malformed('presigned', `X-Amz-Algorithm only supports "${algorithm}"`, { 'X-Amz-Algorithm': alg });
-  if (!/^\d+$/.test(expires) || Number(expires) > presignExpiresMaxSeconds)
+  // A negative lifetime (botocore's ExpiresIn=-N) is a URL that expired before it was made: 403
+  // below, like any expired one, not a malformed query.
+  if (!/^-?\d+$/.test(expires) || Number(expires) > presignExpiresMaxSeconds)
     throw malformed(
       'presigned',
       `X-Amz-Expires must be a number of seconds less than a week (${presignExpiresMaxSeconds})`,

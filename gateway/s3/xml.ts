@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import { Parser, processors } from 'xml2js';
 import { type ChecksumAlgorithm, checksumAlgorithms, checksumXmlName, isValidChecksum } from './checksums.js';
+import { type CorsRule, corsMethods, corsRulesMax } from './cors.js';
 import { S3Error, xmlEscape } from './errors.js';
 
 export const s3Namespace = 'http://s3.amazonaws.com/doc/2006-03-01/';
@@ -151,7 +152,34 @@ export function locationConstraintXml(region: string | undefined): string {
 
 /** GetBucketVersioning for a bucket that never had versioning: an empty configuration. */
 export function versioningConfigurationXml(): string {
-  return doc('VersioningConfiguration', '');
+  return bucketSettingXml('VersioningConfiguration');
+}
+
+/** A bucket setting S3 answers with a document even when unset (notification, logging, ...). */
+export function bucketSettingXml(root: string, inner = ''): string {
+  return doc(root, inner);
+}
+
+/** GetObjectAttributes: only the attributes asked for (x-amz-object-attributes). */
+export function objectAttributesXml(
+  asked: Set<string>,
+  a: {
+    etag: string;
+    size: number;
+    partsCount?: number;
+    checksum?: { algorithm: ChecksumAlgorithm; value: string; type?: string };
+  },
+): string {
+  let inner = '';
+  if (asked.has('ETag')) inner += el('ETag', unquoteEtag(a.etag));
+  if (asked.has('Checksum') && a.checksum)
+    inner += `<Checksum>${el(checksumXmlName[a.checksum.algorithm], a.checksum.value)}${el('ChecksumType', a.checksum.type)}</Checksum>`;
+  if (asked.has('ObjectParts') && a.partsCount)
+    // The SDKs' TotalPartsCount is PartsCount on the wire.
+    inner += `<ObjectParts>${el('PartsCount', a.partsCount)}</ObjectParts>`;
+  if (asked.has('StorageClass')) inner += el('StorageClass', 'STANDARD');
+  if (asked.has('ObjectSize')) inner += el('ObjectSize', a.size);
+  return doc('GetObjectAttributesResponse', inner);
 }
 
 /** GetBucketAcl / GetObjectAcl: the owner holds FULL_CONTROL, nothing else (no ACLs here). */
@@ -238,7 +266,9 @@ export function listObjectsV1Xml(r: ListObjectsV1Result): string {
   return doc(
     'ListBucketResult',
     el('Name', r.bucket) +
-      el('Prefix', enc(r.prefix)) +
+      // Sent as given: botocore decodes a v1 listing's Delimiter, markers, keys and common prefixes
+      // but not its Prefix (decode_list_object), so an encoded one would reach the caller encoded.
+      el('Prefix', r.prefix) +
       el('Marker', enc(r.marker)) +
       el('NextMarker', r.nextMarker === undefined ? undefined : enc(r.nextMarker)) +
       el('MaxKeys', r.maxKeys) +
@@ -645,4 +675,58 @@ export async function parseCreateBucketConfiguration(buf: Buffer): Promise<{ loc
   const root = await parseXml(buf, xmlBodyBytesMax, 'CreateBucketConfiguration');
   const lc = onlyText(root, 'LocationConstraint');
   return lc === undefined || lc.trim() === '' ? {} : { locationConstraint: lc.trim() };
+}
+
+// ---- CORS ------------------------------------------------------------------------------------
+
+/** PutBucketCors's CORSConfiguration, checked as S3 checks it. */
+export async function parseCorsConfiguration(buf: Buffer): Promise<CorsRule[]> {
+  const root = await parseXml(buf, xmlBodyBytesMax, 'CORSConfiguration');
+  const rules = children(root, 'CORSRule').map((node): CorsRule => {
+    const r = asObject(node);
+    const all = (name: string) =>
+      children(r, name).map((c) => {
+        const t = text(c);
+        if (t === undefined) throw malformed();
+        return t.trim();
+      });
+    const allowedOrigins = all('AllowedOrigin');
+    const allowedMethods = all('AllowedMethod');
+    const allowedHeaders = all('AllowedHeader');
+    if (allowedOrigins.length === 0 || allowedMethods.length === 0) throw malformed();
+    for (const m of allowedMethods)
+      if (!corsMethods.includes(m))
+        throw new S3Error(
+          'InvalidRequest',
+          `Found unsupported HTTP method in CORS config. Unsupported method is ${m}`,
+        );
+    for (const v of [...allowedOrigins, ...allowedHeaders])
+      if (v.split('*').length > 2)
+        throw new S3Error('InvalidRequest', `${v} can not have more than one wildcard.`);
+    const maxAge = onlyText(r, 'MaxAgeSeconds');
+    if (maxAge !== undefined && !/^\d{1,9}$/.test(maxAge.trim())) throw malformed();
+    const id = onlyText(r, 'ID');
+    return {
+      ...(id !== undefined ? { id } : {}),
+      allowedOrigins,
+      allowedMethods,
+      allowedHeaders,
+      exposeHeaders: all('ExposeHeader'),
+      ...(maxAge !== undefined ? { maxAgeSeconds: Number(maxAge.trim()) } : {}),
+    };
+  });
+  if (rules.length === 0 || rules.length > corsRulesMax) throw malformed();
+  return rules;
+}
+
+export function corsConfigurationXml(rules: CorsRule[]): string {
+  const many = (name: string, values: string[]) => values.map((v) => el(name, v)).join('');
+  const inner = rules
+    .map(
+      (r) =>
+        `<CORSRule>${el('ID', r.id)}${many('AllowedHeader', r.allowedHeaders)}${many('AllowedMethod', r.allowedMethods)}` +
+        `${many('AllowedOrigin', r.allowedOrigins)}${many('ExposeHeader', r.exposeHeaders)}${el('MaxAgeSeconds', r.maxAgeSeconds)}</CORSRule>`,
+    )
+    .join('');
+  return doc('CORSConfiguration', inner);
 }

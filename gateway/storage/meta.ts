@@ -10,6 +10,8 @@ export interface BucketRow {
   owner: string;
   region: string;
   created_at: Date;
+  /** The bucket's CORS rules (PutBucketCors) as the S3 layer gave them; null when none are set. */
+  cors_rules: unknown[] | null;
 }
 
 export interface ObjectMeta {
@@ -263,6 +265,15 @@ export class MetaStore {
       .ignore()
       .returning('name');
     return inserted.length > 0;
+  }
+
+  /** Sets (or with null, removes) a bucket's CORS rules; false when the bucket does not exist. */
+  async setBucketCors(name: string, rules: unknown[] | null): Promise<boolean> {
+    const n = await this.db('buckets')
+      .where({ name })
+      .update({ cors_rules: rules === null ? null : JSON.stringify(rules) });
+    this.bucketCache.delete(name);
+    return n > 0;
   }
 
   /** Deletes an empty bucket; its abandoned multipart uploads go with it. */

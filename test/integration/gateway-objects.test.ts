@@ -170,13 +170,15 @@ for (const engine of engines()) {
         }
       });
 
-      it('answers BucketAlreadyOwnedByYou for a second create', async () => {
+      it('answers a second create 200 in us-east-1, BucketAlreadyOwnedByYou elsewhere', async () => {
         await s3.send(new CreateBucketCommand({ Bucket: 'twice' }));
-        await expectError(
-          s3.send(new CreateBucketCommand({ Bucket: 'twice' })),
-          'BucketAlreadyOwnedByYou',
-          409,
-        );
+        await s3.send(new CreateBucketCommand({ Bucket: 'twice' }));
+        const inEu = {
+          Bucket: 'twice-eu',
+          CreateBucketConfiguration: { LocationConstraint: 'eu-west-1' as const },
+        };
+        await s3.send(new CreateBucketCommand(inEu));
+        await expectError(s3.send(new CreateBucketCommand(inEu)), 'BucketAlreadyOwnedByYou', 409);
       });
 
       it('refuses to delete a bucket with objects (BucketNotEmpty)', async () => {

@@ -209,7 +209,8 @@ engines().forEach((engine, i) => {
       const head = await s3.send(new HeadObjectCommand({ Bucket, Key: 'big', ChecksumMode: 'ENABLED' }));
       assert.equal(head.ETag, etag);
       assert.equal(head.ContentLength, big.length);
-      assert.equal(head.PartsCount, 3);
+      // S3 sends x-amz-mp-parts-count only to a request naming a partNumber.
+      assert.equal(head.PartsCount, undefined);
       assert.equal(head.ContentType, 'application/x-test');
       assert.equal(head.ChecksumCRC32, composite);
       assert.equal(head.ChecksumType, 'COMPOSITE');

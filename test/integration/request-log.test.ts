@@ -1,6 +1,7 @@
 // The gateway's request log line is written when the response is over: the status actually sent,
 // the duration and the bytes in and out; a GET whose body fails mid-stream (every replica of a
-// later block damaged) is logged as cut short, not as the 200 the handler returned with.
+// later block damaged) is logged as cut short, not as the 200 the handler returned with; a 501 for
+// an unimplemented subresource is logged at info, naming it.
 import { open, readdir } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { expect } from 'chai';
 import { bytes } from '../helpers/bytes.js';
 import { waitFor } from '../helpers/cluster.js';
 import { tempDir } from '../helpers/db.js';
-import { keyPath, signHeaders } from '../helpers/s3raw.js';
+import { keyPath, signedSend, signHeaders } from '../helpers/s3raw.js';
 import { type ServerProcess, startServerProcess } from '../helpers/server-process.js';
 
 const chunk = 1024 * 1024;
@@ -21,6 +22,8 @@ interface LogLine {
   bytesIn?: number;
   bytesOut?: number;
   cut?: boolean;
+  level?: number;
+  subresource?: string;
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -116,5 +119,14 @@ describe('gateway request log', function () {
     const logged = lines().find((l) => l.cut)!;
     expect(logged).to.include({ msg: 'request cut short', op: 'GetObject', status: 200, cut: true });
     expect(logged.bytesOut).to.be.below(size);
+  });
+
+  it('logs a 501 for an unimplemented subresource at info, with the subresource', async () => {
+    const res = await signedSend(server!, { method: 'GET', path: '/logs', query: { analytics: '' } });
+    expect(res.status).to.equal(501);
+    await waitFor(async () => lines().some((l) => l.status === 501), 10_000);
+    const logged = lines().find((l) => l.status === 501)!;
+    // pino's info is 30, error 50.
+    expect(logged).to.include({ msg: 'request', op: 'NotImplemented', subresource: 'analytics', level: 30 });
   });
 });

@@ -66,7 +66,8 @@ function refV1(r: ListObjectsV1Result): string {
   const enc = encOf(r.encodingType);
   return refDoc(
     refEl('Name', r.bucket) +
-      refEl('Prefix', enc(r.prefix)) +
+      // botocore leaves a v1 Prefix undecoded, so S3 sends it as given.
+      refEl('Prefix', r.prefix) +
       refEl('Marker', enc(r.marker)) +
       refEl('NextMarker', opt(r.nextMarker, enc)) +
       refEl('MaxKeys', r.maxKeys) +
@@ -237,7 +238,7 @@ describe('xml: listing builders', () => {
     expect(u.Contents![2].Key[0]).to.equal('sp%20ace/x%20y');
     expect(u.Contents![4].Key[0]).to.equal('a%2Bb%3Dc');
     expect(u.Contents!.at(-2)!.Key[0]).to.equal('ctl%01%08%0B%0C%1F');
-    expect(u.Prefix[0]).to.equal('a%20b%2B/');
+    expect(u.Prefix[0]).to.equal('a b+/');
     expect(u.Delimiter[0]).to.equal('%2B');
     expect(u.Contents![0].Owner![0].ID[0]).to.equal(owner.id);
   });
