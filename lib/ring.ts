@@ -241,11 +241,7 @@ export class Ring {
       }
     }
     // Fewer hosts or zones than replicas: fall back a domain at a time.
-    const fallbacks: ((node: RingNode) => boolean)[] = [
-      (node) => !hosts.has(node.host),
-      newZone,
-      () => true,
-    ];
+    const fallbacks: ((node: RingNode) => boolean)[] = [(node) => !hosts.has(node.host), newZone, () => true];
     const left = new Set(deferred);
     for (const allowed of fallbacks) {
       for (const node of deferred) {
