@@ -18,6 +18,7 @@ import {
   withChildServer,
 } from './limits.js';
 import { Sampler, type Usage } from './resources.js';
+import { runScale } from './scale.js';
 import { type Result, round } from './stats.js';
 import * as w from './workloads.js';
 
@@ -44,6 +45,10 @@ const usage = `usage: npm run bench -- [options]      (or node dist/bench/bench.
                           no resource figures, no node kill
   --access-key KEY
   --secret-key KEY
+  --scale                 instead of the workloads: background-work costs on synthetic metadata in the
+                          Postgres of --database-url (or S3DFS_TEST_DATABASE_URL), and the ring's
+  --scale-chunks LIST     metadata sizes in chunks, comma-separated (default 100000,1000000)
+  --ring-nodes LIST       cluster sizes for the ring figures (default 100,1000,5000)
   -h, --help`;
 
 const GiB = 1024 ** 3;
@@ -202,6 +207,9 @@ function parseCommandLine() {
         endpoint: { type: 'string' },
         'access-key': { type: 'string' },
         'secret-key': { type: 'string' },
+        scale: { type: 'boolean', default: false },
+        'scale-chunks': { type: 'string', default: '100000,1000000' },
+        'ring-nodes': { type: 'string', default: '100,1000,5000' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -212,12 +220,38 @@ function parseCommandLine() {
   }
 }
 
+/** --scale: JSON lines with --json, else one aligned line per figure. */
+async function scale(o: ReturnType<typeof parseCommandLine>['values']): Promise<void> {
+  const databaseUrl = o['database-url'] ?? process.env.S3DFS_TEST_DATABASE_URL;
+  if (!databaseUrl) throw new UsageError('--scale needs a Postgres server: --database-url URL');
+  const list = (v: string, flag: string) => {
+    const n = v.split(',').map(Number);
+    if (!n.every((x) => Number.isInteger(x) && x > 0)) throw new UsageError(`${flag}: positive integers`);
+    return n;
+  };
+  await runScale({
+    databaseUrl,
+    chunks: list(o['scale-chunks']!, '--scale-chunks'),
+    ringNodes: list(o['ring-nodes']!, '--ring-nodes'),
+    emit: (line) =>
+      console.log(
+        o.json
+          ? JSON.stringify(line)
+          : Object.entries(line)
+              .map(([k, v]) => `${k}=${v}`)
+              .join('  '),
+      ),
+    log: (msg) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`),
+  });
+}
+
 async function main(): Promise<void> {
   const { values: o } = parseCommandLine();
   if (o.help) {
     console.log(usage);
     return;
   }
+  if (o.scale) return scale(o);
   if (o.runtime !== 'process' && o.runtime !== 'docker') throw new UsageError('--runtime: process or docker');
   if (o.endpoint && !(o['access-key'] && o['secret-key']))
     throw new UsageError('--endpoint needs --access-key and --secret-key');
