@@ -77,7 +77,7 @@ export function createApp(deps: AppDeps): Koa {
       else {
         const auth = await authenticate(
           { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, rawHeaders: koa.req.rawHeaders },
-          { lookupSecret: deps.lookupSecret, region: deps.config.region },
+          { lookupSecret: deps.lookupSecret, region: deps.config.region, domain: deps.config.domain },
         );
         const r: RequestCtx = {
           gw: deps,

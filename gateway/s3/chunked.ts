@@ -275,7 +275,7 @@ function truncate(s: string): string {
  */
 export function chunkedDecoderFor(
   payload: { mode: PayloadMode },
-  signing: SigningContext,
+  signing: SigningContext | undefined,
   headers: IncomingHttpHeaders,
 ): AwsChunkedDecoder | undefined {
   if (!isStreamingMode(payload.mode)) return undefined;

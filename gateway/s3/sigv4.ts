@@ -4,6 +4,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { S3Error } from './errors.js';
+import { authenticateV2Header, authenticateV2Query } from './sigv2.js';
 
 export const algorithm = 'AWS4-HMAC-SHA256';
 export const emptySha256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -39,7 +40,8 @@ export interface AuthResult {
   kind: 'header' | 'presigned';
   region: string;
   payload: { mode: PayloadMode; sha256?: string };
-  signing: SigningContext;
+  /** SigV4 only: what aws-chunked chunk signatures chain from (SigV2 signs no payload). */
+  signing?: SigningContext;
 }
 
 export interface AuthRequest {
@@ -57,6 +59,8 @@ export interface AuthOptions {
   lookupSecret(accessKey: string): Promise<string | undefined>;
   /** When set, a signature scoped to another region is refused with a message naming this one. */
   region?: string;
+  /** S3DFS_DOMAIN, for SigV2's resource of a virtual-host request. */
+  domain?: string;
   now?: Date;
 }
 
@@ -78,12 +82,18 @@ export async function authenticate(req: AuthRequest, opts: AuthOptions): Promise
       'InvalidArgument',
       'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified',
     );
+  const v2 = {
+    lookupSecret: opts.lookupSecret,
+    domain: opts.domain,
+    now: opts.now ?? new Date(),
+    maxClockSkewMs,
+  };
   if (authz !== undefined) {
-    if (/^AWS /.test(authz)) throw unsupportedMechanism();
+    if (/^AWS /.test(authz)) return authenticateV2Header(req, authz, query, v2);
     return verify(req, opts, parseAuthorizationHeader(authz), query);
   }
   if (presigned) return verify(req, opts, parsePresignQuery(query, opts.now ?? new Date()), query);
-  if (v2Query) throw unsupportedMechanism();
+  if (v2Query) return authenticateV2Query(req, query, v2);
   throw new S3Error(
     'AccessDenied',
     'Access Denied: the request carries no credentials (anonymous access is disabled)',
@@ -393,7 +403,7 @@ export function parseRawQuery(rawQuery: string, plusIsSpace = false): [string, s
   return out;
 }
 
-function lenientDecode(s: string, plusIsSpace: boolean): string {
+export function lenientDecode(s: string, plusIsSpace: boolean): string {
   const t = plusIsSpace ? s.replace(/\+/g, ' ') : s;
   const bytes = percentDecodeBytes(t);
   return bytes === undefined ? t : bytes.toString('utf8');
@@ -467,7 +477,7 @@ export function percentDecodeBytes(s: string): Buffer | undefined {
   return Buffer.concat(parts);
 }
 
-function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   if (v === undefined) return undefined;
   return Array.isArray(v) ? v.join(',') : String(v);

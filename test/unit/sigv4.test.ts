@@ -1,4 +1,5 @@
 // Proves gateway/s3/sigv4.ts accepts exactly what @smithy/signature-v4 and the AWS documentation sign (headers, presigned, odd keys) and rejects tampering, expiry, skew, wrong region and unknown keys.
+import { createHmac } from 'node:crypto';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -190,9 +191,9 @@ describe('sigv4: header auth matches @smithy/signature-v4', () => {
     });
     const res = await authenticate(req, { lookupSecret, now });
     expect(res.payload.mode).to.equal('streaming-unsigned-trailer');
-    expect(res.signing.scope).to.equal('20240501/us-east-1/s3/aws4_request');
-    expect(res.signing.datetime).to.equal('20240501T120000Z');
-    expect(res.signing.seedSignature).to.match(/^[0-9a-f]{64}$/);
+    expect(res.signing?.scope).to.equal('20240501/us-east-1/s3/aws4_request');
+    expect(res.signing?.datetime).to.equal('20240501T120000Z');
+    expect(res.signing?.seedSignature).to.match(/^[0-9a-f]{64}$/);
   });
 });
 
@@ -285,7 +286,7 @@ describe('sigv4: credentials, time and region', () => {
     );
   });
 
-  it('refuses anonymous requests with AccessDenied and SigV2 with InvalidRequest', async () => {
+  it('refuses anonymous requests with AccessDenied, and checks SigV2 signatures (RFC 2104 HMAC-SHA1)', async () => {
     await rejects(
       authenticate({ method: 'GET', rawPath: '/', rawQuery: '', headers: {} }, { lookupSecret, now }),
       'AccessDenied',
@@ -295,7 +296,30 @@ describe('sigv4: credentials, time and region', () => {
         { method: 'GET', rawPath: '/', rawQuery: '', headers: { authorization: `AWS ${AK}:abc=` } },
         { lookupSecret, now },
       ),
-      'InvalidRequest',
+      'AccessDenied', // no Date
+    );
+    // The string to sign spelled out: the virtual-host bucket, the path, the signed subresource.
+    const date = now.toUTCString();
+    const toSign = `PUT\n\ntext/plain\n${date}\nx-amz-meta-a:1,2\n/bkt/k%20y?acl`;
+    const sig = createHmac('sha1', SK).update(toSign).digest('base64');
+    const req = {
+      method: 'PUT',
+      rawPath: '/k%20y',
+      rawQuery: 'acl',
+      headers: {
+        host: 'bkt.s3.test:9000',
+        date,
+        'content-type': 'text/plain',
+        'x-amz-meta-a': ['1', '2'],
+        authorization: `AWS ${AK}:${sig}`,
+      },
+    };
+    const res = await authenticate(req, { lookupSecret, now, domain: 's3.test' });
+    expect(res).to.include({ accessKey: AK, kind: 'header' });
+    expect(res.payload.mode).to.equal('unsigned');
+    await rejects(
+      authenticate({ ...req, rawQuery: 'acl&uploads' }, { lookupSecret, now, domain: 's3.test' }),
+      'SignatureDoesNotMatch',
     );
   });
 
@@ -553,7 +577,7 @@ describe('sigv4: AWS documentation examples', () => {
       { lookupSecret, now: docNow },
     );
     expect(res.payload.mode).to.equal('streaming-signed');
-    expect(res.signing.seedSignature).to.equal(
+    expect(res.signing?.seedSignature).to.equal(
       '4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9',
     );
   });
