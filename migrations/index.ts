@@ -9,6 +9,7 @@ import * as m007 from './007_healing_indexes.js';
 import * as m008 from './008_repair_queue.js';
 import * as m009 from './009_cluster_counters.js';
 import * as m010 from './010_bucket_cors.js';
+import * as m011 from './011_tags.js';
 
 // Migrations are listed explicitly so they load the same from dist/ in every runtime.
 const all: Record<string, Knex.Migration> = {
@@ -22,6 +23,7 @@ const all: Record<string, Knex.Migration> = {
   '008_repair_queue': m008,
   '009_cluster_counters': m009,
   '010_bucket_cors': m010,
+  '011_tags': m011,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -7,7 +7,7 @@ import {
 } from '../s3/checksums.js';
 import { chunkedDecoderFor, storedContentEncoding } from '../s3/chunked.js';
 import { S3Error } from '../s3/errors.js';
-import { readBodyBounded } from '../s3/xml.js';
+import { readBodyBounded, tagsFromHeader } from '../s3/xml.js';
 import type { ObjectMeta, ObjectRow } from '../storage/meta.js';
 import type { Incoming, Stored } from '../storage/object-layer.js';
 import { header, type RequestCtx } from './context.js';
@@ -170,5 +170,6 @@ export function contentMetaFrom(r: RequestCtx): Omit<ObjectMeta, 'size' | 'etag'
     cacheControl: header(h, 'cache-control'),
     expires: header(h, 'expires'),
     userMeta: userMetaFrom(r),
+    tags: tagsFromHeader(header(h, 'x-amz-tagging')),
   };
 }

@@ -114,8 +114,6 @@ export async function bucketProbe(r: RequestCtx, bucket: string, op: string): Pr
       throw new S3Error('ServerSideEncryptionConfigurationNotFoundError', undefined, {
         extra: { BucketName: bucket },
       });
-    case 'GetBucketTagging':
-      throw new S3Error('NoSuchTagSet', undefined, { extra: { BucketName: bucket } });
     case 'GetPublicAccessBlock':
       throw new S3Error('NoSuchPublicAccessBlockConfiguration', undefined, { extra: { BucketName: bucket } });
     case 'GetBucketOwnershipControls':

@@ -27,10 +27,17 @@ import {
   deleteObjects,
   getObjectAcl,
   getObjectAttributes,
-  getObjectTagging,
   putObject,
 } from './objects.js';
 import { getObject } from './read.js';
+import {
+  deleteBucketTagging,
+  deleteObjectTagging,
+  getBucketTagging,
+  getObjectTagging,
+  putBucketTagging,
+  putObjectTagging,
+} from './tagging.js';
 
 /** An operation that needs credentials: all but a CORS preflight, which browsers send without. */
 export type SignedRequest = Exclude<S3Request, { op: 'PreflightCors' }>;
@@ -53,7 +60,6 @@ export async function dispatch(r: RequestCtx, req: SignedRequest): Promise<void>
     case 'GetBucketPolicy':
     case 'GetBucketLifecycleConfiguration':
     case 'GetBucketEncryption':
-    case 'GetBucketTagging':
     case 'GetPublicAccessBlock':
     case 'GetBucketOwnershipControls':
     case 'GetBucketWebsite':
@@ -63,6 +69,12 @@ export async function dispatch(r: RequestCtx, req: SignedRequest): Promise<void>
     case 'GetBucketAccelerateConfiguration':
     case 'GetBucketRequestPayment':
       return bucketProbe(r, req.bucket, req.op);
+    case 'GetBucketTagging':
+      return getBucketTagging(r, req.bucket);
+    case 'PutBucketTagging':
+      return putBucketTagging(r, req.bucket);
+    case 'DeleteBucketTagging':
+      return deleteBucketTagging(r, req.bucket);
     case 'GetBucketCors':
       return getBucketCors(r, req.bucket);
     case 'PutBucketCors':
@@ -94,7 +106,11 @@ export async function dispatch(r: RequestCtx, req: SignedRequest): Promise<void>
     case 'GetObjectAcl':
       return getObjectAcl(r, req.bucket, req.key);
     case 'GetObjectTagging':
-      return getObjectTagging(r, req.bucket, req.key);
+      return getObjectTagging(r, req.bucket, req.key, req.versionId);
+    case 'PutObjectTagging':
+      return putObjectTagging(r, req.bucket, req.key, req.versionId);
+    case 'DeleteObjectTagging':
+      return deleteObjectTagging(r, req.bucket, req.key, req.versionId);
     case 'GetObjectAttributes':
       currentVersionOnly(req.versionId);
       return getObjectAttributes(r, req.bucket, req.key);
@@ -154,9 +170,6 @@ function refuseUnsupportedHeaders(h: IncomingHttpHeaders): void {
   const storageClass = value('x-amz-storage-class');
   if (storageClass !== undefined && storageClass.toUpperCase() !== 'STANDARD')
     refuse('x-amz-storage-class', 'A storage class other than STANDARD');
-  if (value('x-amz-tagging')) refuse('x-amz-tagging', 'Object tagging');
-  if (value('x-amz-tagging-directive')?.toUpperCase() === 'REPLACE')
-    refuse('x-amz-tagging-directive', 'Object tagging');
   if (value('x-amz-website-redirect-location') !== undefined)
     refuse('x-amz-website-redirect-location', 'Website redirects');
 }

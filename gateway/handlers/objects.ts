@@ -8,9 +8,9 @@ import {
   type DeleteOutcome,
   deleteObjectsBodyBytesMax,
   deleteResultXml,
-  emptyTaggingXml,
   objectAttributesXml,
   parseDeleteObjects,
+  tagsFromHeader,
 } from '../s3/xml.js';
 import { etagMatches, type ObjectMeta, type ObjectRow } from '../storage/meta.js';
 import {
@@ -180,6 +180,14 @@ export async function copyObject(r: RequestCtx, req: Copy): Promise<void> {
           expires: src.expires,
           userMeta: src.userMeta,
         };
+  // Tags follow their own directive: the source's unless REPLACE asks for x-amz-tagging's.
+  const tagging = (header(r.headers, 'x-amz-tagging-directive') ?? 'COPY').toUpperCase();
+  if (tagging !== 'COPY' && tagging !== 'REPLACE') {
+    throw new S3Error('InvalidArgument', 'Unknown tagging directive.', {
+      extra: { ArgumentName: 'x-amz-tagging-directive', ArgumentValue: tagging },
+    });
+  }
+  meta.tags = tagging === 'REPLACE' ? tagsFromHeader(header(r.headers, 'x-amz-tagging')) : (src.tags ?? null);
   const body = await sourceBody(r, src, { start: 0, end: src.size - 1 }, algorithm);
   const { obj, digests } = await put(r, req.bucket, req.key, body, meta, writeConditions(r));
   sendXml(
@@ -195,11 +203,6 @@ export async function copyObject(r: RequestCtx, req: Copy): Promise<void> {
 export async function getObjectAcl(r: RequestCtx, bucket: string, key: string): Promise<void> {
   await requireObject(r, bucket, key);
   sendXml(r, accessControlPolicyXml(ownerOf(r)));
-}
-
-export async function getObjectTagging(r: RequestCtx, bucket: string, key: string): Promise<void> {
-  await requireObject(r, bucket, key);
-  sendXml(r, emptyTaggingXml());
 }
 
 /** The attributes S3 knows for GetObjectAttributes; anything else in the header is InvalidArgument. */

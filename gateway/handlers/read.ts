@@ -113,6 +113,8 @@ export function setObjectHeaders(r: RequestCtx, obj: ObjectRow): void {
   if (obj.cacheControl) k.set('Cache-Control', obj.cacheControl);
   if (obj.expires) k.set('Expires', obj.expires);
   for (const [name, value] of Object.entries(obj.userMeta)) k.set(`x-amz-meta-${name}`, value);
+  const tagCount = Object.keys(obj.tags ?? {}).length;
+  if (tagCount > 0) k.set('x-amz-tagging-count', String(tagCount));
   for (const [param, name] of responseOverrides) {
     const v = r.query[param];
     if (v !== undefined) k.set(name, v);

@@ -50,6 +50,7 @@ export const s3ErrorStatus = {
   InvalidURI: 400,
   KeyTooLongError: 400,
   MalformedTrailerError: 400,
+  InvalidTag: 400,
   MalformedXML: 400,
   MaxMessageLengthExceeded: 400,
   MetadataTooLarge: 400,
@@ -109,6 +110,7 @@ const defaultMessages: Partial<Record<S3ErrorCode, string>> = {
   KeyTooLongError: 'Your key is too long',
   MalformedTrailerError:
     'The request contained trailing data that was not well-formed or did not match the declared trailers.',
+  InvalidTag: 'The tag provided was not a valid tag.',
   MalformedXML: 'The XML you provided was not well-formed or did not validate against our published schema',
   MethodNotAllowed: 'The specified method is not allowed against this resource.',
   MissingContentLength: 'You must provide the Content-Length HTTP header.',

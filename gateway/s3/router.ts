@@ -71,6 +71,8 @@ export type S3Request =
   | ({ op: 'GetBucketLifecycleConfiguration' } & B)
   | ({ op: 'GetBucketEncryption' } & B)
   | ({ op: 'GetBucketTagging' } & B)
+  | ({ op: 'PutBucketTagging' } & B)
+  | ({ op: 'DeleteBucketTagging' } & B)
   | ({ op: 'GetPublicAccessBlock' } & B)
   | ({ op: 'GetBucketOwnershipControls' } & B)
   | ({ op: 'GetBucketWebsite' } & B)
@@ -126,7 +128,9 @@ export type S3Request =
   | ({ op: 'HeadObject'; partNumber?: number; versionId?: string; responseOverrides: ResponseOverrides } & K)
   | ({ op: 'DeleteObject'; versionId?: string } & K)
   | ({ op: 'GetObjectAcl' } & K)
-  | ({ op: 'GetObjectTagging' } & K)
+  | ({ op: 'GetObjectTagging'; versionId?: string } & K)
+  | ({ op: 'PutObjectTagging'; versionId?: string } & K)
+  | ({ op: 'DeleteObjectTagging'; versionId?: string } & K)
   | ({ op: 'GetObjectAttributes'; versionId?: string } & K)
   | ({ op: 'CreateMultipartUpload' } & K)
   | ({ op: 'UploadPart'; uploadId: string; partNumber: number } & K)
@@ -311,10 +315,12 @@ function bucketOp(method: string, bucket: string, query: Query): S3Request {
         return { op: 'CreateBucket', ...b };
       }
       if (sub === 'cors') return { op: 'PutBucketCors', ...b };
+      if (sub === 'tagging') return { op: 'PutBucketTagging', ...b };
       break;
     case 'DELETE':
       if (sub === undefined) return { op: 'DeleteBucket', ...b };
       if (sub === 'cors') return { op: 'DeleteBucketCors', ...b };
+      if (sub === 'tagging') return { op: 'DeleteBucketTagging', ...b };
       break;
     case 'OPTIONS':
       return { op: 'PreflightCors', ...b };
@@ -359,7 +365,8 @@ function objectOp(
           partNumberMarker: nonNegative(query['part-number-marker'], 'part-number-marker'),
         };
       if (method === 'GET' && sub === 'acl') return { op: 'GetObjectAcl', ...k };
-      if (method === 'GET' && sub === 'tagging') return { op: 'GetObjectTagging', ...k };
+      if (method === 'GET' && sub === 'tagging')
+        return { op: 'GetObjectTagging', ...k, versionId: query.versionId };
       if (method === 'GET' && sub === 'attributes')
         return { op: 'GetObjectAttributes', ...k, versionId: query.versionId };
       break;
@@ -380,9 +387,11 @@ function objectOp(
         if (copy !== undefined) return { op: 'CopyObject', ...k, source: parseCopySource(copy) };
         return { op: 'PutObject', ...k };
       }
+      if (sub === 'tagging') return { op: 'PutObjectTagging', ...k, versionId: query.versionId };
       break;
     case 'DELETE':
       if (sub === 'uploadId') return { op: 'AbortMultipartUpload', ...k, uploadId: query.uploadId };
+      if (sub === 'tagging') return { op: 'DeleteObjectTagging', ...k, versionId: query.versionId };
       if (sub === undefined) return { op: 'DeleteObject', ...k, versionId: query.versionId };
       break;
     case 'OPTIONS':

@@ -191,9 +191,12 @@ export function accessControlPolicyXml(owner: Owner): string {
   );
 }
 
-/** GetObjectTagging / GetBucketTagging-like answer with no tags. */
-export function emptyTaggingXml(): string {
-  return doc('Tagging', '<TagSet></TagSet>');
+/** GetObjectTagging / GetBucketTagging. */
+export function taggingXml(tags: Record<string, string>): string {
+  const set = Object.entries(tags)
+    .map(([k, v]) => `<Tag>${el('Key', k)}${el('Value', v)}</Tag>`)
+    .join('');
+  return doc('Tagging', `<TagSet>${set}</TagSet>`);
 }
 
 // ---- listings ------------------------------------------------------------------------------
@@ -729,4 +732,59 @@ export function corsConfigurationXml(rules: CorsRule[]): string {
     )
     .join('');
   return doc('CORSConfiguration', inner);
+}
+
+// ---- tagging ---------------------------------------------------------------------------------
+
+/** S3's limits: tags per object (a bucket takes 50), key and value lengths in characters. */
+export const objectTagsMax = 10;
+export const bucketTagsMax = 50;
+const tagKeyMax = 128;
+const tagValueMax = 256;
+
+/** Tags checked as S3 checks them (InvalidTag, with S3's messages); null for none. */
+export function checkedTags(pairs: [string, string][], max: number): Record<string, string> | null {
+  if (pairs.length > max) throw new S3Error('InvalidTag', `Object tags cannot be greater than ${max}`);
+  const tags: Record<string, string> = {};
+  for (const [k, v] of pairs) {
+    if (k.length === 0 || [...k].length > tagKeyMax)
+      throw new S3Error('InvalidTag', 'The TagKey you have provided is invalid');
+    if ([...v].length > tagValueMax)
+      throw new S3Error('InvalidTag', 'The TagValue you have provided is invalid');
+    if (Object.hasOwn(tags, k))
+      throw new S3Error('InvalidTag', 'Cannot provide multiple Tags with the same key');
+    tags[k] = v;
+  }
+  return pairs.length === 0 ? null : tags;
+}
+
+/** The `x-amz-tagging` header: tags as an URL query (`k1=v1&k2=v2`). */
+export function tagsFromHeader(value: string | undefined): Record<string, string> | null {
+  if (value === undefined || value.trim() === '') return null;
+  const pairs = value.split('&').map((p): [string, string] => {
+    const eq = p.indexOf('=');
+    const [k, v] = eq < 0 ? [p, ''] : [p.slice(0, eq), p.slice(eq + 1)];
+    try {
+      return [decodeURIComponent(k.replace(/\+/g, ' ')), decodeURIComponent(v.replace(/\+/g, ' '))];
+    } catch {
+      throw new S3Error('InvalidArgument', 'The header x-amz-tagging is not valid URL query encoding', {
+        extra: { ArgumentName: 'x-amz-tagging', ArgumentValue: value },
+      });
+    }
+  });
+  return checkedTags(pairs, objectTagsMax);
+}
+
+/** PutObjectTagging / PutBucketTagging's Tagging document. */
+export async function parseTagging(buf: Buffer, max: number): Promise<Record<string, string> | null> {
+  const root = await parseXml(buf, xmlBodyBytesMax, 'Tagging');
+  const sets = children(root, 'TagSet');
+  if (sets.length !== 1) throw malformed();
+  const pairs = children(asObject(sets[0]), 'Tag').map((node): [string, string] => {
+    const tag = asObject(node);
+    const key = onlyText(tag, 'Key');
+    if (key === undefined) throw malformed();
+    return [key, onlyText(tag, 'Value') ?? ''];
+  });
+  return checkedTags(pairs, max);
 }

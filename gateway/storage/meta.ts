@@ -12,6 +12,8 @@ export interface BucketRow {
   created_at: Date;
   /** The bucket's CORS rules (PutBucketCors) as the S3 layer gave them; null when none are set. */
   cors_rules: unknown[] | null;
+  /** PutBucketTagging's tags; null when none are set. */
+  tags: Record<string, string> | null;
 }
 
 export interface ObjectMeta {
@@ -24,6 +26,8 @@ export interface ObjectMeta {
   cacheControl?: string | null;
   expires?: string | null;
   userMeta: Record<string, string>;
+  /** Object tags (x-amz-tagging, PutObjectTagging); null or absent for none. */
+  tags?: Record<string, string> | null;
   checksumAlgorithm?: string | null;
   checksumValue?: string | null;
   checksumType?: string | null;
@@ -85,6 +89,7 @@ export const contentMetaColumns = [
   'cache_control',
   'expires',
   'user_meta',
+  'tags',
 ];
 
 const objectColumns = [
@@ -112,6 +117,7 @@ export function contentMetaOfRow(r: Record<string, unknown>): Omit<ObjectMeta, '
     cacheControl: r.cache_control as string | null,
     expires: r.expires as string | null,
     userMeta: (r.user_meta ?? {}) as Record<string, string>,
+    tags: (r.tags ?? null) as Record<string, string> | null,
   };
 }
 
@@ -154,6 +160,7 @@ const objectColumnValues: Record<string, string> = {
   cache_control: '?::text',
   expires: '?::text',
   user_meta: '?::jsonb',
+  tags: '?::jsonb',
   checksum_algorithm: '?::text',
   checksum_value: '?::text',
   checksum_type: '?::text',
@@ -174,6 +181,7 @@ export function objectColumnsOf(m: ObjectMeta) {
     cache_control: m.cacheControl ?? null,
     expires: m.expires ?? null,
     user_meta: JSON.stringify(m.userMeta ?? {}),
+    tags: m.tags ? JSON.stringify(m.tags) : null,
     checksum_algorithm: m.checksumAlgorithm ?? null,
     checksum_value: m.checksumValue ?? null,
     checksum_type: m.checksumType ?? null,
@@ -426,6 +434,25 @@ export class MetaStore {
     const object = toObjectRow(row);
     await insertChunks(trx, chunks, { object_id: object.id });
     return object;
+  }
+
+  /** Replaces the current version's tags (null: none); false when there is no such object. */
+  async setObjectTags(bucket: string, key: string, tags: Record<string, string> | null): Promise<boolean> {
+    const rows = await this.db('objects')
+      .where({ bucket, key })
+      .update({ tags: tags ? JSON.stringify(tags) : null })
+      .returning('id');
+    return rows.length > 0;
+  }
+
+  /** Replaces a bucket's tags (null: none); false when there is no such bucket. */
+  async setBucketTags(name: string, tags: Record<string, string> | null): Promise<boolean> {
+    this.bucketCache.delete(name);
+    const rows = await this.db('buckets')
+      .where({ name })
+      .update({ tags: tags ? JSON.stringify(tags) : null })
+      .returning('name');
+    return rows.length > 0;
   }
 
   /**

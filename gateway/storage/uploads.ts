@@ -194,6 +194,7 @@ export class UploadStore {
       cache_control: m.cacheControl ?? null,
       expires: m.expires ?? null,
       user_meta: JSON.stringify(m.userMeta ?? {}),
+      tags: m.tags ? JSON.stringify(m.tags) : null,
       checksum_algorithm: u.checksumAlgorithm,
       checksum_type: u.checksumType,
     });

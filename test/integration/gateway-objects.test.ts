@@ -721,7 +721,6 @@ for (const engine of engines()) {
         ['a public ACL', { ACL: 'public-read' }, 'NotImplemented', 501],
         ['a grant', { GrantRead: 'id=someone' }, 'NotImplemented', 501],
         ['another storage class', { StorageClass: 'STANDARD_IA' }, 'NotImplemented', 501],
-        ['tags', { Tagging: 'a=b' }, 'NotImplemented', 501],
         ['a legal hold', { ObjectLockLegalHoldStatus: 'ON' }, 'InvalidRequest', 400],
         ['a redirect', { WebsiteRedirectLocation: '/elsewhere' }, 'NotImplemented', 501],
       ];
