@@ -45,9 +45,24 @@ const CSP =
  * Serves GET / and GET /console/<file> from the bundle, before the token check. Files are read per
  * request (a handful of small files, rarely fetched) so a rebuild needs no restart.
  */
+/**
+ * The console's icon, asked for by every browser on every page load: served like the page (no
+ * token), so it is not a 401 in the log each time. SVG, as every browser the console supports takes.
+ */
+const FAVICON = Buffer.from(
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f6feb"/>' +
+    '<path d="M4 5h8M4 8h8M4 11h8" stroke="#fff" stroke-width="1.6" stroke-linecap="round"/></svg>',
+);
+
 export function consoleStatic(bundleDir = BUNDLE_DIR): Koa.Middleware {
   return async (ctx, next) => {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+    if (ctx.path === '/favicon.ico') {
+      ctx.type = 'image/svg+xml';
+      ctx.set('cache-control', 'max-age=86400');
+      ctx.body = FAVICON;
+      return;
+    }
     let file: string;
     if (ctx.path === '/' || ctx.path === '/index.html') file = 'index.html';
     else if (/^\/console\/[a-zA-Z0-9_.-]+$/.test(ctx.path) && !ctx.path.includes('..'))

@@ -83,6 +83,11 @@ describe('web console (real browser)', function () {
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-security-policy')).to.include("script-src 'self'");
     expect((await fetch(`${cluster.manager.url}/api/console/buckets`)).status).to.equal(401);
+    // The icon every page load asks for is served without a token, not answered 401.
+    const icon = await fetch(`${cluster.manager.url}/favicon.ico`);
+    expect(icon.status).to.equal(200);
+    expect(icon.headers.get('content-type')).to.equal('image/svg+xml');
+    expect(await icon.text()).to.match(/^<svg /);
 
     await go('');
     await page.getByLabel('Admin token').fill('wrong-token-wrong-token');
