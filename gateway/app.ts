@@ -65,6 +65,30 @@ export function createApp(deps: AppDeps): Koa {
     koa.req.once('aborted', () => {
       clientGone = true;
     });
+    // Logged once the response is over, not when the handler returns: Koa streams the body after
+    // that, and a GET whose body fails mid-stream is then logged as the cut it was. Listened for
+    // from the start: a client that resets mid-PUT closes the response while the handler still runs.
+    koa.res.once('close', () => {
+      readUpTo.set(socket, socket.bytesRead);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const cut = !koa.res.writableFinished;
+      const line = {
+        op,
+        method: koa.method,
+        status: clientGone && !koa.res.headersSent ? 499 : koa.res.statusCode,
+        ms: Math.round(ms * 10) / 10,
+        // Socket counters, headers included (a pipelined next request's first bytes may count here).
+        bytesIn: socket.bytesRead - readAtStart,
+        bytesOut: socket.bytesWritten - writtenAtStart,
+        ...(cut ? { cut: true } : {}),
+        ...(subresource !== undefined ? { subresource } : {}),
+      };
+      // A 501 is a client asking for what s3dfs does not do, not a server failure: info, like a 4xx.
+      if (line.status >= 500 && line.status !== 501 && !clientGone) log.error(line, 'request');
+      // By either side: a client gone mid-download, or a body storage could not finish.
+      else if (cut) log.warn(line, 'request cut short');
+      else log.info(line, 'request');
+    });
     try {
       s3req = parseRequest(
         { method: koa.method, rawPath, rawQuery, headers: koa.req.headers, host: koa.req.headers.host },
@@ -106,29 +130,6 @@ export function createApp(deps: AppDeps): Koa {
       if (s3req && 'bucket' in s3req && s3req.op !== 'PreflightCors' && !clientGone)
         await applyCorsHeaders(deps, koa, s3req.bucket);
     }
-    // Logged once the response is over, not when the handler returns: Koa streams the body after
-    // that, and a GET whose body fails mid-stream is then logged as the cut it was.
-    koa.res.once('close', () => {
-      readUpTo.set(socket, socket.bytesRead);
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const cut = !koa.res.writableFinished;
-      const line = {
-        op,
-        method: koa.method,
-        status: clientGone && !koa.res.headersSent ? 499 : koa.res.statusCode,
-        ms: Math.round(ms * 10) / 10,
-        // Socket counters, headers included (a pipelined next request's first bytes may count here).
-        bytesIn: socket.bytesRead - readAtStart,
-        bytesOut: socket.bytesWritten - writtenAtStart,
-        ...(cut ? { cut: true } : {}),
-        ...(subresource !== undefined ? { subresource } : {}),
-      };
-      // A 501 is a client asking for what s3dfs does not do, not a server failure: info, like a 4xx.
-      if (line.status >= 500 && line.status !== 501 && !clientGone) log.error(line, 'request');
-      // By either side: a client gone mid-download, or a body storage could not finish.
-      else if (cut) log.warn(line, 'request cut short');
-      else log.info(line, 'request');
-    });
   });
   return app;
 }

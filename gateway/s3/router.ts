@@ -239,7 +239,8 @@ function addressOf(req: RouterRequest, opts: RouterOptions): { bucket?: string; 
   return { bucket: decodePath(path.slice(0, slash)), key: key === '' ? undefined : decodePath(key) };
 }
 
-function virtualHostBucket(host: string | undefined, domain: string | undefined): string | undefined {
+/** The bucket a virtual-host request names in its Host (S3DFS_DOMAIN); SigV2 signs it (sigv2.ts). */
+export function virtualHostBucket(host: string | undefined, domain: string | undefined): string | undefined {
   if (!host || !domain) return undefined;
   const h = host.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
   const d = domain.toLowerCase().replace(/^\./, '');

@@ -8,6 +8,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { S3Error } from './errors.js';
+import { virtualHostBucket } from './router.js';
 import { type AuthRequest, type AuthResult, headerValue as header, lenientDecode } from './sigv4.js';
 
 /** Subresources and overrides that are part of the resource signed (S3's list, as botocore's). */
@@ -171,9 +172,9 @@ function resourceCandidates(
   query: [string, string][],
   domain: string | undefined,
 ): string[] {
-  const host = (header(req.headers, 'host') ?? '').replace(/:\d+$/, '').toLowerCase();
-  const bucket = domain && host.endsWith(`.${domain.toLowerCase()}`) ? host.slice(0, -domain.length - 1) : '';
-  const path = `${bucket ? `/${bucket}` : ''}${req.rawPath === '' ? '/' : req.rawPath}`;
+  // The router's reading of the Host, exactly: a signature must cover the bucket that is served.
+  const bucket = virtualHostBucket(header(req.headers, 'host'), domain);
+  const path = `${bucket !== undefined ? `/${bucket}` : ''}${req.rawPath === '' ? '/' : req.rawPath}`;
   const rawPairs =
     req.rawQuery === '' ? [] : req.rawQuery.split('&').map((p) => p.split('=', 2) as [string, string?]);
   const signed = (pairs: [string, string | undefined][]) => {

@@ -745,7 +745,8 @@ const tagValueMax = 256;
 /** Tags checked as S3 checks them (InvalidTag, with S3's messages); null for none. */
 export function checkedTags(pairs: [string, string][], max: number): Record<string, string> | null {
   if (pairs.length > max) throw new S3Error('InvalidTag', `Object tags cannot be greater than ${max}`);
-  const tags: Record<string, string> = {};
+  // No prototype: a tag keyed `__proto__` is a tag like any other.
+  const tags: Record<string, string> = Object.create(null);
   for (const [k, v] of pairs) {
     if (k.length === 0 || [...k].length > tagKeyMax)
       throw new S3Error('InvalidTag', 'The TagKey you have provided is invalid');

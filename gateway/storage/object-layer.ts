@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
+import { NoSuchKey } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { readExactly } from '../../lib/streams.js';
 import type { GatewayConfig } from '../config.js';
@@ -77,11 +78,12 @@ export class ObjectLayer {
     cond: WriteConditions = {},
   ): Promise<ObjectRow> {
     const placed = await this.place(body, this.inlines(body.size));
-    return this.commitOrDiscard(placed, () =>
+    const meta = this.describedOrDiscarded(placed, describe);
+    return this.committedOrAbandoned(placed, () =>
       this.deps.meta.commitObject(
         bucket,
         key,
-        { ...describe(placed.stored), inlineData: placed.inline ?? null },
+        { ...meta, inlineData: placed.inline ?? null },
         placed.chunks,
         cond,
       ),
@@ -96,14 +98,9 @@ export class ObjectLayer {
     describe: (stored: Stored) => Omit<NewPart, 'partNumber'>,
   ): Promise<PartRow> {
     const placed = await this.place(body, false, partNumber);
-    return this.commitOrDiscard(placed, () =>
-      this.uploads.commitPart(
-        upload.id,
-        upload.bucket,
-        upload.key,
-        { ...describe(placed.stored), partNumber },
-        placed.chunks,
-      ),
+    const part = this.describedOrDiscarded(placed, describe);
+    return this.committedOrAbandoned(placed, () =>
+      this.uploads.commitPart(upload.id, upload.bucket, upload.key, { ...part, partNumber }, placed.chunks),
     );
   }
 
@@ -129,9 +126,13 @@ export class ObjectLayer {
     if (obj.inlineData) return inlineBytes(obj).subarray(start, end + 1);
     const { meta, cluster, config } = this.deps;
     const chunks = await meta.chunksOf(obj.id, start, end);
-    // An inline row read without its data would otherwise stream nothing under a Content-Length.
-    if (chunks.length === 0)
+    if (chunks.length === 0) {
+      // Deleted or overwritten since its row was read (its chunks were detached): gone, as S3 says.
+      const now = await meta.getObject(obj.bucket, obj.key);
+      if (now?.id !== obj.id) throw new NoSuchKey(obj.key);
+      // An inline row read without its data would otherwise stream nothing under a Content-Length.
       throw new Error(`${obj.bucket}/${obj.key} has no bytes for ${start}-${end} here`);
+    }
     return readChunks(chunks, cluster, {
       start,
       end,
@@ -163,12 +164,27 @@ export class ObjectLayer {
     return { stored: { size: written.size, sha256 }, chunks: written.chunks };
   }
 
-  /** The one place stored chunks are given up: whatever keeps `commit` from succeeding. */
-  private async commitOrDiscard<T>(placed: Placed, commit: () => Promise<T>): Promise<T> {
+  /** The caller's description of what was stored; a describe that refuses it removes the chunks. */
+  private describedOrDiscarded<T>(placed: Placed, describe: (stored: Stored) => T): T {
+    try {
+      return describe(placed.stored);
+    } catch (err) {
+      discardChunks(this.deps.cluster, this.deps.intents, placed.chunks);
+      throw err;
+    }
+  }
+
+  /**
+   * A failed commit hands its chunks' intents back and deletes nothing itself: its outcome may be
+   * unknown (the database committed, then the connection dropped before the answer). The manager
+   * deletes an abandoned intent's bytes only when no chunk row names them (leftovers.ts), and a
+   * commit that did land removed its intents, so abandoning them is a no-op.
+   */
+  private async committedOrAbandoned<T>(placed: Placed, commit: () => Promise<T>): Promise<T> {
     try {
       return await commit();
     } catch (err) {
-      discardChunks(this.deps.cluster, this.deps.intents, placed.chunks);
+      this.deps.intents.abandon(placed.chunks.map((c) => c.id)).catch(() => {});
       throw err;
     }
   }

@@ -7,6 +7,8 @@
 //   remove them if surplus;
 // - lost replicas: rows whose file is not on the node (a wiped volume) → confirmed by HEAD, then
 //   the row is dropped and repair copies the chunk again.
+
+import type { Knex } from 'knex';
 import { enqueueRepair } from '../../lib/repair-queue.js';
 import { classify, eachLimit, type HealContext } from './context.js';
 
@@ -119,11 +121,11 @@ export class InventoryWalker {
     const listed = new Set(ids);
     const now = Date.now();
 
+    const unknown: string[] = [];
     for (const e of entries) {
       const c = chunks.get(e.id);
       if (!c) {
-        if (now - e.mtimeMs >= ctx.config.orphanGraceMs)
-          await this.deleteOrphan(nodeId, e.id, 'no chunk row');
+        if (now - e.mtimeMs >= ctx.config.orphanGraceMs) unknown.push(e.id);
         continue;
       }
       if (tracked.has(e.id)) continue;
@@ -140,6 +142,7 @@ export class InventoryWalker {
       }
       // A detached chunk's untracked copy becomes an orphan once GC removes the chunk row.
     }
+    for (const id of await orphansOf(db, unknown)) await this.deleteOrphan(nodeId, id, 'no chunk row');
 
     const missing = rows.filter((r) => r.state === 'ok' && !listed.has(r.chunk_id));
     const client = ctx.clients.get(nodeId)!;
@@ -160,4 +163,20 @@ export class InventoryWalker {
     this.ctx.meters.gc.orphansDeleted += 1;
     this.ctx.log.info({ chunkId, nodeId, why }, 'orphan deleted from node');
   }
+}
+
+/**
+ * Of these ids, those with neither a chunk row nor a write intent, read in one snapshot: a write in
+ * progress holds an intent and its commit swaps the intent for the row in one statement, so an id
+ * with neither has no commit coming (whatever the file's age, or the clocks of node and manager).
+ */
+async function orphansOf(db: Knex, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const res = await db.raw(
+    `select v.id from unnest(?::text[]) as v(id)
+      where not exists (select 1 from chunks c where c.id = v.id)
+        and not exists (select 1 from chunk_intents i where i.chunk_id = v.id)`,
+    [`{${ids.join(',')}}`],
+  );
+  return res.rows.map((r: { id: string }) => r.id);
 }

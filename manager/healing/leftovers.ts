@@ -6,6 +6,8 @@
 // grace. Work per pass follows the writes in flight, never the data stored.
 import { classify, eachLimit, type HealContext } from './context.js';
 
+/** The youngest an intent of a live boot is reclaimed at for its age alone. */
+const INTENT_AGE_MIN_MS = 6 * 3_600_000;
 /** Intents cleaned per pass. */
 const LEFTOVERS_BATCH = 500;
 const LEFTOVERS_CONCURRENCY = 8;
@@ -34,8 +36,11 @@ export async function leftoversPass(ctx: HealContext): Promise<void> {
     .where((q) =>
       q
         .whereIn('boot_id', db('writer_boots').whereNotNull('reclaimed_at').select('id'))
-        // A write open this long under a live boot is one nobody will finish.
-        .orWhereRaw("created_at < now() - ? * interval '1 millisecond'", [ctx.config.orphanGraceMs]),
+        // A write open this long under a live boot is one nobody will finish. Never sooner than 6 h,
+        // whatever the orphan grace (tests shorten it): a slow upload must not be failed for it.
+        .orWhereRaw("created_at < now() - ? * interval '1 millisecond'", [
+          Math.max(ctx.config.orphanGraceMs, INTENT_AGE_MIN_MS),
+        ]),
     )
     .update({ reclaimed_at: db.fn.now() });
 

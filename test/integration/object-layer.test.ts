@@ -7,7 +7,13 @@ import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { MetaStore, type ObjectMeta } from '../../gateway/storage/meta.js';
 import type { Incoming, ObjectLayer } from '../../gateway/storage/object-layer.js';
-import { IncompleteBody, NoSuchBucket, NoSuchUpload, PreconditionFailed } from '../../lib/errors.js';
+import {
+  IncompleteBody,
+  NoSuchBucket,
+  NoSuchKey,
+  NoSuchUpload,
+  PreconditionFailed,
+} from '../../lib/errors.js';
 import { createLogger } from '../../lib/logger.js';
 import { NodeClient } from '../../lib/node-client.js';
 import { bytes, sha256 } from '../helpers/bytes.js';
@@ -132,6 +138,38 @@ engines().forEach((engine, i) => {
       );
       expect(err).to.be.instanceOf(NoSuchBucket);
       expect((err as NoSuchBucket).bucket).to.equal('no-such-bucket');
+    });
+
+    it('a commit whose answer is lost after it landed keeps every byte of the object', async () => {
+      // What a dropped connection after COMMIT looks like to the gateway: the commit succeeded, the
+      // call failed. Nothing may be deleted on that error alone.
+      const meta = (store as unknown as { deps: { meta: MetaStore } }).deps.meta;
+      const commit = meta.commitObject;
+      meta.commitObject = async function (this: MetaStore, ...args: Parameters<MetaStore['commitObject']>) {
+        await commit.apply(this, args);
+        throw new Error('Connection terminated unexpectedly');
+      };
+      const data = bytes(3 * chunk + 11, 12);
+      try {
+        const err = await failure(store.putObject(bucket, 'landed', body(data), describeAs()));
+        expect((err as Error).message).to.equal('Connection terminated unexpectedly');
+      } finally {
+        meta.commitObject = commit;
+      }
+      // Past a few healing passes, where an abandoned intent's bytes would be deleted.
+      await new Promise((r) => setTimeout(r, 1500));
+      const row = (await meta.getObject(bucket, 'landed'))!;
+      expect(sha256(await readAll(await store.openRange(row, 0, data.length - 1, log)))).to.equal(
+        sha256(data),
+      );
+    });
+
+    it('opening an object deleted since its row was read is NoSuchKey', async () => {
+      await store.putObject(bucket, 'gone', body(bytes(2 * chunk, 13)), describeAs());
+      const meta = new MetaStore(c.db);
+      const row = (await meta.getObject(bucket, 'gone'))!;
+      await meta.deleteObject(bucket, 'gone');
+      expect(await failure(store.openRange(row, 0, 10, log))).to.be.instanceOf(NoSuchKey);
     });
 
     it('a body shorter than its size is IncompleteBody, chunked or inline', async () => {

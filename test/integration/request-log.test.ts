@@ -119,6 +119,31 @@ describe('gateway request log', function () {
     const logged = lines().find((l) => l.cut)!;
     expect(logged).to.include({ msg: 'request cut short', op: 'GetObject', status: 200, cut: true });
     expect(logged.bytesOut).to.be.below(size);
+
+    // A client that resets mid-PUT, while the handler is still storing: logged, as 499.
+    const p = keyPath('logs', 'reset');
+    const headers = await signHeaders(
+      server,
+      { method: 'PUT', path: p, headers: { 'content-length': String(size) } },
+      { payload: 'UNSIGNED-PAYLOAD' },
+    );
+    const url = new URL(server.endpoint);
+    const req = http.request({
+      method: 'PUT',
+      host: url.hostname,
+      port: url.port,
+      path: p,
+      headers,
+      agent: false,
+    });
+    req.on('error', () => {});
+    req.write(bytes(chunk + 1000, 3));
+    await new Promise((r) => setTimeout(r, 300));
+    req.socket!.resetAndDestroy(); // a TCP reset, not a half-close
+    await waitFor(async () => lines().filter((l) => l.op === 'PutObject').length === 2, 10_000);
+    const gone = lines().filter((l) => l.op === 'PutObject')[1];
+    expect(gone.status).to.equal(499);
+    expect(gone.bytesIn).to.be.below(size);
   });
 
   it('logs a 501 for an unimplemented subresource at info, with the subresource', async () => {

@@ -74,6 +74,9 @@ engines().forEach((engine, i) => {
       await s3.send(new PutObjectCommand({ Bucket, Key: 'k', Body: 'x', Tagging: 'a=1' }));
       await s3.send(new PutObjectCommand({ Bucket, Key: 'k', Body: 'y' }));
       expect(await tagsOf('k')).to.deep.equal({});
+      // Any key S3 takes is a key, `__proto__` included.
+      await s3.send(new PutObjectCommand({ Bucket, Key: 'proto', Body: 'x', Tagging: '__proto__=x' }));
+      expect(Object.entries(await tagsOf('proto'))).to.deep.equal([['__proto__', 'x']]);
       const missing = await failure(s3.send(new GetObjectTaggingCommand({ Bucket, Key: 'nope' })));
       expect(missing?.name).to.equal('NoSuchKey');
     });

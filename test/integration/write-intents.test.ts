@@ -3,9 +3,13 @@
 // nodes once its lease has passed; a gateway that outlives its lease cannot commit what the manager
 // reclaimed (503, the previous version stays), and goes on writing under a new boot.
 import { readFileSync } from 'node:fs';
+import { utimes } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
+import { chunkFilePath, volumeDirs } from '../../lib/chunk-file.js';
+import { newChunkId } from '../../lib/ids.js';
 import { NodeClient } from '../../lib/node-client.js';
 import { bytes, sha256 } from '../helpers/bytes.js';
 import { startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
@@ -157,6 +161,47 @@ const clientOf = (s: ServerProcess) =>
     forcePathStyle: true,
     credentials: { accessKeyId: s.accessKey, secretAccessKey: s.secretKey },
   });
+
+describe('write intents and the inventory walk', function () {
+  this.timeout(60_000);
+  let c: TestCluster;
+  before(async () => {
+    c = await startTestCluster({
+      portBase: 28500,
+      chunkSize: chunk,
+      env: {
+        S3DFS_ORPHAN_GRACE_MS: '1000',
+        S3DFS_INVENTORY_INTERVAL_MS: '300',
+        S3DFS_HEAL_INTERVAL_MS: '200',
+      },
+    });
+  });
+  after(async () => c?.stop());
+
+  it('never deletes a file whose write still holds its intent, however old the file looks', async () => {
+    const [{ row }] = [...c.manager.monitor.nodes.values()];
+    const client = new NodeClient({
+      baseUrl: `http://${row.host}:${row.port}`,
+      secret: c.manager.clusterSecret,
+    });
+    const id = newChunkId();
+    const data = bytes(chunk, 9);
+    const boot = await c.db('writer_boots').whereNull('reclaimed_at').first('id');
+    await c.db('chunk_intents').insert({ chunk_id: id, boot_id: boot.id, node_ids: `{${row.id}}` });
+    const { sha256: sum } = await client.put(id, data, data.length);
+    // Its file dated an hour back, as a node whose clock runs ahead of the manager's would date it.
+    const file = chunkFilePath(volumeDirs(path.join(c.dataDir, 'nodes', row.id)).chunks, id, sum);
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(file, hourAgo, hourAgo);
+    c.manager.healer.kick();
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await client.head(id), 'the file of a write in progress').to.not.equal(undefined);
+    // Once nothing holds it, the same walk deletes it as the orphan it then is.
+    await c.db('chunk_intents').where({ chunk_id: id }).delete();
+    c.manager.healer.kick();
+    await waitFor(async () => (await client.head(id)) === undefined, 10_000);
+  });
+});
 
 function alive(pid: number): boolean {
   try {

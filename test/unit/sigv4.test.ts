@@ -321,6 +321,19 @@ describe('sigv4: credentials, time and region', () => {
       authenticate({ ...req, rawQuery: 'acl&uploads' }, { lookupSecret, now, domain: 's3.test' }),
       'SignatureDoesNotMatch',
     );
+    // Signed for another bucket (path style, no bucket in the resource) and sent to bucket `bkt`
+    // with a trailing dot on the Host, which the router still reads as bucket `bkt`.
+    const pathStyle = createHmac('sha1', SK).update(toSign.replace('/bkt/k%20y', '/k%20y')).digest('base64');
+    await rejects(
+      authenticate(
+        {
+          ...req,
+          headers: { ...req.headers, host: 'bkt.s3.test.', authorization: `AWS ${AK}:${pathStyle}` },
+        },
+        { lookupSecret, now, domain: 's3.test' },
+      ),
+      'SignatureDoesNotMatch',
+    );
   });
 
   it('refuses a request more than 15 minutes off with RequestTimeTooSkewed carrying both times', async () => {
