@@ -5,8 +5,8 @@ import { createHash, type Hash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
-import { Crc32c } from '@aws-crypto/crc32c';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
+import { crc32c } from '@node-rs/crc32';
 import { S3Error } from './errors.js';
 
 export const checksumAlgorithms = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
@@ -73,14 +73,15 @@ class Crc32Hasher implements Checksummer {
   }
 }
 
+/** In hardware through @node-rs/crc32 (as the chunks' block sums are): ~40x the pure-JS CRC32C. */
 class Crc32cHasher implements Checksummer {
   readonly algorithm = 'CRC32C' as const;
-  private readonly h = new Crc32c();
+  private crc = 0;
   update(data: Uint8Array): void {
-    this.h.update(data);
+    this.crc = crc32c(Buffer.from(data.buffer, data.byteOffset, data.byteLength), this.crc);
   }
   async digest(): Promise<Buffer> {
-    return uint32Bytes(this.h.digest());
+    return uint32Bytes(this.crc);
   }
 }
 
