@@ -3,6 +3,7 @@ import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  chunkPaths,
   isTempFileName,
   locateChunk,
   readChunkFile,
@@ -199,8 +200,17 @@ export class LocalVolumeStore implements ChunkStore {
     checkChunkId(id);
     const found = await locateChunk(this.dirs, id);
     if (!found) throw new NotFound(`chunk ${id} not found`);
-    const read = await readChunkFile(found, found.sha256, { range });
-    return { ...read, sha256: found.sha256 };
+    return this.read(id, found.sha256, range);
+  }
+
+  /**
+   * get() for a caller that knows the chunk's sha256 (the reader has it from metadata): the file's
+   * name follows from it, so no directory is listed on the read path. A file of other content is
+   * simply not there (NotFound).
+   */
+  async read(id: string, sha256: string, range?: ByteRange): Promise<GetResult> {
+    const read = await readChunkFile(chunkPaths(this.dataDir, id, sha256), sha256, { range });
+    return { ...read, sha256 };
   }
 
   async head(id: string): Promise<ChunkInfo | undefined> {

@@ -214,12 +214,10 @@ async function openLocal(
 ): Promise<Readable | 'corrupt' | undefined> {
   const { chunk } = piece;
   try {
-    const read = await replica.local!.get(chunk.id, range);
-    if (read.size === chunk.size && read.sha256 === chunk.sha256) return read.stream;
+    const read = await replica.local!.read(chunk.id, chunk.sha256, range);
+    if (read.size === chunk.size) return read.stream;
     read.stream.destroy();
-    throw new Corrupt(
-      `chunk ${chunk.id}: file holds ${read.size} bytes of ${read.sha256}, expected ${chunk.size} of ${chunk.sha256}`,
-    );
+    throw new Corrupt(`chunk ${chunk.id}: file holds ${read.size} bytes, expected ${chunk.size}`);
   } catch (err) {
     if (err instanceof Corrupt) {
       opts.log?.warn({ chunk: chunk.id, node: replica.node.id, err: String(err) }, 'local replica corrupt');

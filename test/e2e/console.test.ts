@@ -1,15 +1,15 @@
 // Proves the web console in a real browser (Debian's Chromium via playwright-core) against a real
 // cluster: sign-in, live node state through a kill -9 and restart, add/drain/remove from the UI, and
 // an object's chunks with their replicas. Screenshots of each page go to test-artifacts/console/.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { ProcessRuntime } from '../../manager/runtime/process.js';
+import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = path.resolve('test-artifacts/console');
 const TOKEN = 'console-test-admin-token-0123456789';
 const HEALTH_INTERVAL_MS = 200;
@@ -27,11 +27,7 @@ describe('web console (real browser)', function () {
   let page: Page;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI) throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium`);
-      console.log(`    (skipped: ${CHROMIUM} not installed; apt-get install chromium to run it)`);
-      this.skip();
-    }
+    requireChromium(this);
     mkdirSync(SHOTS, { recursive: true });
     cluster = await startTestCluster({
       portBase: 25_100,
@@ -50,19 +46,7 @@ describe('web console (real browser)', function () {
     const body = Buffer.alloc(3 * CHUNK_BYTES + 1000, 7);
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: KEY, Body: body }));
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'readme.txt', Body: 'hello' }));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 

@@ -1,5 +1,4 @@
 // Proves bucket CORS from a real browser (Debian's Chromium via playwright-core): a page on another origin PUTs through a presigned URL with a custom header (a preflight first), reads an exposed header and a 404's status, and is blocked once no rule names its origin.
-import { existsSync } from 'node:fs';
 import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -9,11 +8,11 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { keyPath, presign, queryString, steadyEnv } from '../helpers/s3raw.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const Bucket = 'browser-cors';
 
 describe('bucket CORS (real browser, page on another origin)', function () {
@@ -26,11 +25,7 @@ describe('bucket CORS (real browser, page on another origin)', function () {
   let page: Page;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI) throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium`);
-      console.log(`    (skipped: ${CHROMIUM} not installed; apt-get install chromium to run it)`);
-      this.skip();
-    }
+    requireChromium(this);
     c = await startTestCluster({ portBase: 32900, env: steadyEnv });
     s3 = c.client();
     await s3.send(new CreateBucketCommand({ Bucket }));
@@ -38,11 +33,7 @@ describe('bucket CORS (real browser, page on another origin)', function () {
     site = http.createServer((_req, res) => res.end('<!doctype html><title>app</title>'));
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     await page.goto(`${origin}/`);
   });

@@ -5,6 +5,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { expect } from 'chai';
 
 export interface Creds {
   endpoint: string;
@@ -244,3 +245,16 @@ export const steadyEnv = {
   S3DFS_DOWN_AFTER_MS: '15000',
   S3DFS_HEAL_INTERVAL_MS: '0',
 };
+
+/** An S3 error answer: the status, the code, and the request id in the header and the XML alike. */
+export function expectS3Error(
+  res: { status: number; text: string; headers: Record<string, unknown> },
+  status: number,
+  code: string,
+): void {
+  expect(res.status, res.text).to.equal(status);
+  expect(errorCode(res.text), res.text).to.equal(code);
+  const id = res.headers['x-amz-request-id'];
+  expect(id).to.be.a('string').and.not.equal('');
+  expect(xmlField(res.text, 'RequestId')).to.equal(id);
+}

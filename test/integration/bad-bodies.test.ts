@@ -14,7 +14,7 @@ import { expect } from 'chai';
 import { bytes } from '../helpers/bytes.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import {
-  errorCode,
+  expectS3Error,
   keyPath,
   queryString,
   type RawRequest,
@@ -23,7 +23,6 @@ import {
   signingKey,
   steadyEnv,
   unsignedTrailerBody,
-  xmlField,
 } from '../helpers/s3raw.js';
 
 const bucket = 'bad-bodies';
@@ -127,14 +126,6 @@ function requestHead(req: RawRequest, headers: Record<string, string>): string {
   let head = `${req.method} ${req.path}${q ? `?${q}` : ''} HTTP/1.1\r\n`;
   for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
   return `${head}\r\n`;
-}
-
-function expectS3Error(res: Answer, status: number, code: string): void {
-  expect(res.status, res.text).to.equal(status);
-  expect(errorCode(res.text), res.text).to.equal(code);
-  const id = res.headers['x-amz-request-id'];
-  expect(id).to.be.a('string').and.not.equal('');
-  expect(xmlField(res.text, 'RequestId')).to.equal(id);
 }
 
 describe('bad request bodies', function () {

@@ -6,6 +6,7 @@ import type { ProcessRuntime } from '../../manager/runtime/process.js';
 import { startTestCluster, type TestCluster, waitFor } from '../helpers/cluster.js';
 import {
   errorCode,
+  expectS3Error,
   keyPath,
   presign,
   type RawRequest,
@@ -27,14 +28,6 @@ function crc32Base64(data: Buffer): string {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(crc32(data) >>> 0);
   return b.toString('base64');
-}
-
-function expectError(res: RawResponse, status: number, code: string): void {
-  expect(res.status, res.text).to.equal(status);
-  expect(errorCode(res.text), res.text).to.equal(code);
-  const id = res.headers['x-amz-request-id'];
-  expect(id).to.be.a('string').and.not.equal('');
-  expect(xmlField(res.text, 'RequestId')).to.equal(id);
 }
 
 describe('gateway auth and malformed input', function () {
@@ -85,12 +78,12 @@ describe('gateway auth and malformed input', function () {
     });
 
     it('answers anonymous requests with AccessDenied', async () => {
-      expectError(
+      expectS3Error(
         await send(c.endpoint, { method: 'GET', path: keyPath(bucket, 'hello') }),
         403,
         'AccessDenied',
       );
-      expectError(await send(c.endpoint, { method: 'GET', path: '/' }), 403, 'AccessDenied');
+      expectS3Error(await send(c.endpoint, { method: 'GET', path: '/' }), 403, 'AccessDenied');
     });
 
     it('answers an unknown access key with InvalidAccessKeyId', async () => {
@@ -99,7 +92,7 @@ describe('gateway auth and malformed input', function () {
         { method: 'GET', path: keyPath(bucket, 'hello') },
         { accessKey: 'NOSUCHKEY' },
       );
-      expectError(res, 403, 'InvalidAccessKeyId');
+      expectS3Error(res, 403, 'InvalidAccessKeyId');
     });
 
     it('answers a wrong secret with SignatureDoesNotMatch', async () => {
@@ -108,7 +101,7 @@ describe('gateway auth and malformed input', function () {
         { method: 'GET', path: keyPath(bucket, 'hello') },
         { secretKey: 'wrong-secret' },
       );
-      expectError(res, 403, 'SignatureDoesNotMatch');
+      expectS3Error(res, 403, 'SignatureDoesNotMatch');
     });
 
     it('answers a signed header changed in transit with SignatureDoesNotMatch', async () => {
@@ -118,7 +111,7 @@ describe('gateway auth and malformed input', function () {
         headers: { range: 'bytes=0-1' },
       };
       const headers = await signHeaders(c, req);
-      expectError(
+      expectS3Error(
         await send(c.endpoint, { ...req, headers: { ...headers, range: 'bytes=0-2' } }),
         403,
         'SignatureDoesNotMatch',
@@ -131,7 +124,7 @@ describe('gateway auth and malformed input', function () {
         { method: 'GET', path: keyPath(bucket, 'hello') },
         { signingDate: new Date(Date.now() - 20 * 60_000) },
       );
-      expectError(res, 403, 'RequestTimeTooSkewed');
+      expectS3Error(res, 403, 'RequestTimeTooSkewed');
       const serverTime = Date.parse(xmlField(res.text, 'ServerTime') ?? '');
       expect(Math.abs(serverTime - Date.now())).to.be.below(60_000);
     });
@@ -153,13 +146,13 @@ describe('gateway auth and malformed input', function () {
         60,
         new Date(Date.now() - 3600_000),
       );
-      expectError(await send(c.endpoint, expired), 403, 'AccessDenied');
+      expectS3Error(await send(c.endpoint, expired), 403, 'AccessDenied');
 
       const tampered = { ...getReq, query: { ...getReq.query } };
       tampered.query!['X-Amz-Signature'] = '0'.repeat(64);
-      expectError(await send(c.endpoint, tampered), 403, 'SignatureDoesNotMatch');
+      expectS3Error(await send(c.endpoint, tampered), 403, 'SignatureDoesNotMatch');
       // The signature covers the path: the same URL for another key does not work.
-      expectError(
+      expectS3Error(
         await send(c.endpoint, { ...getReq, path: keyPath(bucket, 'other') }),
         403,
         'SignatureDoesNotMatch',
@@ -180,7 +173,7 @@ describe('gateway auth and malformed input', function () {
         { method: 'PUT', path: keyPath(bucket, 'sha-bad'), body: 'payload' },
         { payload: sha256Hex('something else') },
       );
-      expectError(bad, 400, 'XAmzContentSHA256Mismatch');
+      expectS3Error(bad, 400, 'XAmzContentSHA256Mismatch');
       await expectAbsent('sha-bad');
     });
 
@@ -225,7 +218,7 @@ describe('gateway auth and malformed input', function () {
 
     it('rejects a tampered aws-chunked chunk (SignatureDoesNotMatch) and stores nothing', async () => {
       const res = await streamingSigned('streamed-tampered', Buffer.from('abcdefghij'.repeat(950)), true);
-      expectError(res, 403, 'SignatureDoesNotMatch');
+      expectS3Error(res, 403, 'SignatureDoesNotMatch');
       await expectAbsent('streamed-tampered');
       await expectNodesSurvived();
     });
@@ -270,7 +263,7 @@ describe('gateway auth and malformed input', function () {
       const body = unsignedTrailerBody(data, 2000, {
         'x-amz-checksum-crc32': crc32Base64(Buffer.from('other')),
       });
-      expectError(
+      expectS3Error(
         await signedSend(c, trailerRequest('trailer-bad', body, data.length), unsignedTrailer),
         400,
         'BadDigest',
@@ -293,7 +286,7 @@ describe('gateway auth and malformed input', function () {
         'x-amz-checksum-crc32': crc32Base64(data.subarray(0, 5000)),
       });
       const res2 = await signedSend(c, trailerRequest('short', short, data.length), unsignedTrailer);
-      expectError(res2, 400, 'IncompleteBody');
+      expectS3Error(res2, 400, 'IncompleteBody');
       await expectAbsent('short');
       await expectNodesSurvived();
     });
@@ -328,7 +321,7 @@ describe('gateway auth and malformed input', function () {
       });
       expect(ok.status, ok.text).to.equal(200);
       const wrong = createHash('md5').update('other').digest('base64');
-      expectError(
+      expectS3Error(
         await signedSend(c, {
           method: 'PUT',
           path: keyPath(bucket, 'md5-bad'),
@@ -339,7 +332,7 @@ describe('gateway auth and malformed input', function () {
         'BadDigest',
       );
       await expectAbsent('md5-bad');
-      expectError(
+      expectS3Error(
         await signedSend(c, {
           method: 'PUT',
           path: keyPath(bucket, 'md5-bad'),
@@ -359,7 +352,7 @@ describe('gateway auth and malformed input', function () {
         headers: { 'x-amz-checksum-sha256': createHash('sha256').update('other').digest('base64') },
         body: 'checksummed',
       });
-      expectError(res, 400, 'BadDigest');
+      expectS3Error(res, 400, 'BadDigest');
       await expectAbsent('sum-bad');
     });
   });
@@ -372,7 +365,7 @@ describe('gateway auth and malformed input', function () {
           { method: 'POST', path: `/${bucket}`, query: { delete: '' }, body },
           { payload: 'sha256' },
         );
-        expectError(res, 400, 'MalformedXML');
+        expectS3Error(res, 400, 'MalformedXML');
       }
       expect((await get('hello')).status).to.equal(200);
     });
@@ -383,7 +376,7 @@ describe('gateway auth and malformed input', function () {
         { method: 'PUT', path: `/${bucket}`, query: { website: '' }, body: '<WebsiteConfiguration/>' },
         { payload: 'sha256' },
       );
-      expectError(res, 501, 'NotImplemented');
+      expectS3Error(res, 501, 'NotImplemented');
     });
 
     it('sends HEAD errors without a body', async () => {
@@ -401,9 +394,9 @@ describe('gateway auth and malformed input', function () {
 
     it('answers GET errors with full error documents (Resource and RequestId)', async () => {
       const res = await get('no such key');
-      expectError(res, 404, 'NoSuchKey');
+      expectS3Error(res, 404, 'NoSuchKey');
       expect(xmlField(res.text, 'Resource')).to.equal(`/${bucket}/no such key`);
-      expectError(await signedSend(c, { method: 'GET', path: '/no-such-bucket' }), 404, 'NoSuchBucket');
+      expectS3Error(await signedSend(c, { method: 'GET', path: '/no-such-bucket' }), 404, 'NoSuchBucket');
     });
 
     it('ignores a malformed Range and rejects an unsatisfiable one with 416', async () => {
@@ -419,7 +412,7 @@ describe('gateway auth and malformed input', function () {
         path: keyPath(bucket, 'hello'),
         headers: { range: 'bytes=50-60' },
       });
-      expectError(res, 416, 'InvalidRange');
+      expectS3Error(res, 416, 'InvalidRange');
       expect(res.headers['content-range']).to.equal('bytes */11');
     });
 
